@@ -1,0 +1,14 @@
+"""ffnlib: the library behind the ffn-workbook notebooks (Frame Flexible Network on TSM-ResNet).
+
+Modules (each imports without torchvision):
+    video       decode / write video files with PyAV
+    sampling    TSN segment sampling for one or several frame counts
+    transforms  the shared spatial augmentation and normalisation
+    datasets    Something-Something V2 (and the built-in data, which uses its layout)
+    synthetic   the built-in synthetic dataset, generated on first use and cached
+    models      TSM-ResNet, FFN-ResNet, create_model, FLOPs
+    losses      temporal distillation
+    train       config, fit loop, checkpoints, evaluation, command line
+    workbook    headless notebook runs with papermill
+"""
+__version__ = "0.1.0"

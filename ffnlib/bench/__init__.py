@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures. `python -m ffnlib.bench {data,model,train} --help`."""

@@ -1,0 +1,21 @@
+"""Where things live: every path is built from the project root (or an environment override)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """Folder for generated and cached data (the built-in dataset); `FFN_DATA_DIR` overrides it."""
+    return Path(os.environ.get("FFN_DATA_DIR", PROJECT_ROOT / "data"))
+
+
+def runs_dir() -> Path:
+    """Folder for run outputs; `FFN_RUNS_DIR` overrides it."""
+    return Path(os.environ.get("FFN_RUNS_DIR", PROJECT_ROOT / "runs"))
+
+
+def configs_dir() -> Path:
+    return PROJECT_ROOT / "configs"
