@@ -1,0 +1,408 @@
+"""The built-in dataset: small synthetic videos of moving dots, written in the Something-Something V2 layout.
+
+Every class is a *motion* of a cloud of small dots (moving left, moving up and to the right, ...): no
+single frame tells the class, because start positions are random and positions wrap around the frame
+edges; only the displacement between frames does. The dots are small and travel about one pixel
+between the frames of a 16-frame sample and about four between those of a 4-frame sample, which is
+what makes a model trained at 16 frames fail at 4 (Temporal Frequency Deviation).
+
+`prepare()` writes the dataset once and returns its root, laid out exactly as SSv2 is, so that the
+built-in data goes through the same code path as the real data::
+
+    <root>/something-something-v2-labels.json      {class text: index as a string}
+    <root>/something-something-v2-train.json       [{"id", "label", "template", "placeholders"}, ...]
+    <root>/something-something-v2-validation.json  same
+    <root>/something-something-v2-test.json        [{"id"}, ...]
+    <root>/<id>.webm                               VP9, lossless (planar RGB: decodes to the exact pixels)
+    <root>/builtin-manifest.json                   written last: the knobs, the seed, the counts
+
+Rendering is separate from writing: `render_clip(label, rng, design)` returns one clip as a
+(T, H, W, 3) uint8 RGB array, and `make_clip(split, index, seed, design)` the very clip (and label)
+that `prepare` writes for that split and index, so experiments can run from memory.
+
+Content is clean on purpose (flat background, smooth dots, no pixel noise): lossless VP9 of noisy
+frames decodes about 30 times slower and makes large files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ffnlib import paths
+from ffnlib.video import write_video
+
+log = logging.getLogger(__name__)
+
+# Bump when the pixels produced for given knobs and seed change: it is part of the cache folder name
+# and of the manifest, so a cached dataset from older code is never taken for the current one.
+GENERATOR_VERSION = 1
+
+FPS = 12
+MANIFEST = "builtin-manifest.json"
+IN_PROGRESS = ".builtin-in-progress.json"
+LABELS_FILE = "something-something-v2-labels.json"
+SPLIT_FILES = {
+    "train": "something-something-v2-train.json",
+    "validation": "something-something-v2-validation.json",
+    "test": "something-something-v2-test.json",
+}
+_SPLIT_CODE = {"train": 0, "validation": 1, "test": 2}
+
+
+# --------------------------------------------------------------------------------------------------
+# Classes
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MotionClass:
+    """One class: an SSv2-style template (placeholder in brackets) and the motion that realises it.
+
+    `kind` is "translate" (every dot moves along `direction`, (dy, dx) in image coordinates, y down).
+    """
+
+    template: str
+    kind: str
+    direction: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def text(self) -> str:
+        """The class text as the SSv2 labels file spells it: the template without brackets."""
+        return self.template.replace("[", "").replace("]", "")
+
+
+_D = 1.0 / np.sqrt(2.0)
+# Ordered so that the first 4 are the axis directions and the first 8 add the diagonals;
+# `num_classes` takes the first classes of this list.
+CATALOGUE: tuple[MotionClass, ...] = (
+    MotionClass("Moving [something] to the left", "translate", (0.0, -1.0)),
+    MotionClass("Moving [something] to the right", "translate", (0.0, 1.0)),
+    MotionClass("Moving [something] up", "translate", (-1.0, 0.0)),
+    MotionClass("Moving [something] down", "translate", (1.0, 0.0)),
+    MotionClass("Moving [something] up and to the left", "translate", (-_D, -_D)),
+    MotionClass("Moving [something] up and to the right", "translate", (-_D, _D)),
+    MotionClass("Moving [something] down and to the left", "translate", (_D, -_D)),
+    MotionClass("Moving [something] down and to the right", "translate", (_D, _D)),
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Knobs
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Design:
+    """Every knob of the built-in dataset; the defaults are the demo's values.
+
+    Sizes are in pixels of the written video; ranges are (low, high), drawn uniformly per video
+    (integers inclusive). `video_size` is the side of the square video; the network's input side
+    (`frame_size` elsewhere in the workbook) is what the crop is resized to.
+    """
+
+    num_classes: int = 8
+    num_train: int = 2000
+    num_val: int = 500
+    num_test: int = 0
+    video_size: int = 36
+    min_frames: int = 32  # frames per video (num_video_frames), drawn in [min_frames, max_frames]
+    max_frames: int = 48
+    num_dots: tuple[int, int] = (6, 10)  # dots that carry the class motion
+    dot_sigma: tuple[float, float] = (0.8, 1.2)  # Gaussian radius of a dot
+    travel: tuple[float, float] = (14.0, 18.0)  # distance every dot travels over the whole video
+    colour: str = "white"  # "white", or "random": one random bright hue per video
+    background: str = "black"  # "black", or "random": one random dark flat colour per video
+
+    def __post_init__(self):
+        def fail(msg):
+            raise ValueError(f"built-in dataset knobs: {msg}")
+
+        if not 1 <= self.num_classes <= len(CATALOGUE):
+            fail(f"num_classes must be in 1..{len(CATALOGUE)}, got {self.num_classes}")
+        if self.num_train < 0 or self.num_val < 0 or self.num_test < 0:
+            fail("num_train, num_val and num_test must be >= 0")
+        if self.video_size < 8 or self.video_size % 2:
+            fail(f"video_size must be even and >= 8, got {self.video_size}")
+        if not 2 <= self.min_frames <= self.max_frames:
+            fail(f"need 2 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}")
+        for name in ("num_dots", "dot_sigma", "travel"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                fail(f"{name} must be a range (low, high) with 0 <= low <= high, got {(lo, hi)}")
+        if self.num_dots[0] < 1:
+            fail("num_dots must be at least 1")
+        if self.colour not in ("white", "random"):
+            fail(f"colour must be 'white' or 'random', got {self.colour!r}")
+        if self.background not in ("black", "random"):
+            fail(f"background must be 'black' or 'random', got {self.background!r}")
+
+    @classmethod
+    def from_knobs(cls, **knobs) -> "Design":
+        """A Design from keyword knobs; unknown names are refused, lists become tuples."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(knobs) - names)
+        if unknown:
+            raise TypeError(f"unknown built-in dataset knob(s) {unknown}; known: {sorted(names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in knobs.items()})
+
+    def knobs(self) -> dict:
+        """The knobs as plain JSON types."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def classes(self) -> tuple[MotionClass, ...]:
+        return CATALOGUE[: self.num_classes]
+
+    def num_videos(self, split: str) -> int:
+        return {"train": self.num_train, "validation": self.num_val, "test": self.num_test}[split]
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------------
+def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+    i = int(h * 6) % 6
+    f = h * 6 - int(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i])
+
+
+def _render_dots(pos: np.ndarray, sigma: np.ndarray, colour: np.ndarray, background: np.ndarray,
+                 size: int) -> np.ndarray:
+    """Gaussian dots at `pos` (T, D, 2) as (y, x) pixels, wrapped around the edges: (T, size, size, 3) uint8.
+
+    `sigma` (D,) radii, `colour` (3,) in [0, 1] (all dots alike), `background` (3,) in [0, 1]. Overlapping
+    dots add up to at most full colour; the result is quantised, so the far tails of each dot are
+    exactly background.
+    """
+    grid = np.arange(size, dtype=np.float64)
+    # Wrap-aware distance from every pixel row/column to every dot: a dot crossing an edge is drawn on
+    # both sides.
+    d = (grid[None, None, :] - np.mod(pos[..., None], size) + size / 2) % size - size / 2  # (T, D, 2, size)
+    g = np.exp(-0.5 * (d / sigma[None, :, None, None]) ** 2)  # (T, D, 2, size)
+    intensity = np.minimum(np.einsum("tdh,tdw->thw", g[:, :, 0], g[:, :, 1]), 1.0)  # (T, H, W)
+    frames = background + intensity[..., None] * (colour - background)  # (T, H, W, 3)
+    return np.rint(frames * 255.0).astype(np.uint8)
+
+
+def render_clip(label: int, rng: np.random.Generator, design: Design | None = None,
+                num_video_frames: int | None = None) -> np.ndarray:
+    """Render one clip of class `label`: (T, H, W, 3) uint8 RGB with H = W = design.video_size.
+
+    All nuisance variation (number of dots, their size, colour and start positions, speed, and the
+    video length T unless `num_video_frames` is given) is drawn from `rng`, so the same generator
+    state gives the same pixels.
+    """
+    design = design or Design()
+    if not 0 <= label < design.num_classes:
+        raise ValueError(f"label {label} out of range for {design.num_classes} classes")
+    cls = design.classes[label]
+    size = design.video_size
+    if num_video_frames is None:
+        num_video_frames = int(rng.integers(design.min_frames, design.max_frames + 1))
+    num_dots = int(rng.integers(design.num_dots[0], design.num_dots[1] + 1))
+    sigma = rng.uniform(*design.dot_sigma, size=num_dots)
+    travel = rng.uniform(*design.travel)
+    if design.colour == "random":
+        colour = _hsv_to_rgb(rng.uniform(), rng.uniform(0.5, 1.0), 1.0)
+    else:
+        colour = np.ones(3)
+    if design.background == "random":
+        background = rng.uniform(0.0, 0.25, size=3)
+    else:
+        background = np.zeros(3)
+
+    t = np.linspace(0.0, 1.0, num_video_frames)  # (T,) normalised time
+    start = rng.uniform(0, size, size=(num_dots, 2))  # (D, 2) as (y, x)
+    if cls.kind == "translate":
+        step = travel * np.asarray(cls.direction)  # (2,)
+        pos = start[None] + t[:, None, None] * step[None, None]  # (T, D, 2)
+    else:  # pragma: no cover - guarded by CATALOGUE
+        raise ValueError(f"unknown motion kind {cls.kind!r}")
+    return _render_dots(pos, sigma, colour, background, size)
+
+
+def _clip_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, _SPLIT_CODE[split], index, GENERATOR_VERSION])
+
+
+def split_labels(split: str, seed: int, design: Design) -> np.ndarray:
+    """Labels of every video of `split` (int64, balanced over the classes, in shuffled order)."""
+    n = design.num_videos(split)
+    labels = np.arange(n) % design.num_classes
+    return np.random.default_rng([seed, _SPLIT_CODE[split], GENERATOR_VERSION, 7]).permutation(labels)
+
+
+def make_clip(split: str, index: int, seed: int = 0, design: Design | None = None,
+              labels: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """The clip `prepare(seed=seed, ...)` writes as video `index` of `split`: ((T, H, W, 3) uint8, label).
+
+    Pass `labels=split_labels(split, seed, design)` when calling this in a loop, to draw them once.
+    """
+    design = design or Design()
+    if labels is None:
+        labels = split_labels(split, seed, design)
+    label = int(labels[index])
+    return render_clip(label, _clip_rng(seed, split, index), design), label
+
+
+def iter_clips(split: str, seed: int = 0, design: Design | None = None) -> Iterator[tuple[np.ndarray, int]]:
+    """Every clip of `split` in order, rendered in memory: ((T, H, W, 3) uint8, label)."""
+    design = design or Design()
+    labels = split_labels(split, seed, design)
+    for i in range(design.num_videos(split)):
+        yield make_clip(split, i, seed, design, labels)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+def video_id(split: str, index: int, design: Design) -> str:
+    """Numeric string ids as in SSv2: train 1.., then validation, then test."""
+    offset = {"train": 0, "validation": design.num_train, "test": design.num_train + design.num_val}[split]
+    return str(1 + offset + index)
+
+
+def dataset_name(seed: int = 0, design: Design | None = None) -> str:
+    """Short folder name derived from the knobs and the seed, e.g. 'dots8-2000-500-s0-1a2b3c4d'."""
+    design = design or Design()
+    blob = json.dumps({"knobs": design.knobs(), "seed": seed, "version": GENERATOR_VERSION}, sort_keys=True)
+    digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
+    return f"dots{design.num_classes}-{design.num_train}-{design.num_val}-s{seed}-{digest}"
+
+
+def _annotation(split: str, index: int, label: int, design: Design, rng: np.random.Generator) -> dict:
+    vid = video_id(split, index, design)
+    if split == "test":
+        return {"id": vid}
+    cls = design.classes[label]
+    # The placeholder names the dots, as SSv2's names the object; it is drawn from its own generator so
+    # the pixels do not depend on it.
+    thing = str(rng.choice(["dots", "small dots", "a cloud of dots", "some dots", "points"]))
+    return {
+        "id": vid,
+        "label": cls.template.replace("[something]", thing),
+        "template": cls.template,
+        "placeholders": [thing],
+    }
+
+
+def _write_one(job: tuple) -> str:
+    root, split, index, seed, design = job
+    frames, _ = make_clip(split, index, seed, design)
+    path = Path(root) / f"{video_id(split, index, design)}.webm"
+    if not path.exists():  # a file there was renamed into place whole by write_video: keep it
+        write_video(path, frames, fps=FPS, lossless=True)
+    return path.name
+
+
+def is_complete(root: str | Path, seed: int = 0, design: Design | None = None) -> bool:
+    """True when `root` holds a finished built-in dataset made with these knobs and this seed."""
+    design = design or Design()
+    manifest = Path(root) / MANIFEST
+    if not manifest.exists():
+        return False
+    try:
+        found = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return found == _manifest(seed, design)
+
+
+def _manifest(seed: int, design: Design) -> dict:
+    return {
+        "generator": "ffnlib.synthetic",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "knobs": design.knobs(),
+        "num_videos": {s: design.num_videos(s) for s in SPLIT_FILES},
+    }
+
+
+def prepare(root: str | Path | None = None, *, seed: int = 0, num_workers: int = 2, **knobs) -> Path:
+    """Write the built-in dataset once (SSv2 layout) and return its root; re-use it when complete.
+
+    `root` defaults to `paths.data_dir() / "builtin" / dataset_name(seed, design)`. Knobs are the
+    fields of `Design` (defaults: the demo's values); unknown knobs are refused. A folder holding a
+    complete dataset with the same knobs and seed is returned untouched. A folder left by a killed
+    run (its in-progress marker names the same knobs) is finished: the videos already there were
+    renamed into place whole and are kept. A folder that holds anything else is refused, never
+    overwritten. `num_workers` processes render and encode (1: in this process).
+    """
+    design = Design.from_knobs(**knobs)
+    root = Path(root) if root is not None else paths.data_dir() / "builtin" / dataset_name(seed, design)
+    expected = _manifest(seed, design)
+    if is_complete(root, seed, design):
+        log.info("built-in dataset already complete at %s", root)
+        return root
+    if (root / MANIFEST).exists():
+        raise FileExistsError(
+            f"{root}: holds a built-in dataset made with other knobs or seed (see {MANIFEST}); "
+            f"expected {expected['knobs']} seed {seed}. Pass another root or remove the folder."
+        )
+    marker = root / IN_PROGRESS
+    if root.exists() and any(root.iterdir()):
+        resumable = marker.exists() and _read_json(marker) == expected
+        if not resumable:
+            raise FileExistsError(
+                f"{root}: not empty and not an unfinished built-in dataset with these knobs "
+                f"(no matching {IN_PROGRESS}); refusing to write into it"
+            )
+        log.info("finishing the unfinished built-in dataset at %s", root)
+    root.mkdir(parents=True, exist_ok=True)
+    _write_json(marker, expected)
+
+    label_map = {cls.text: str(i) for i, cls in enumerate(design.classes)}
+    _write_json(root / LABELS_FILE, label_map)
+    jobs = []
+    for split, filename in SPLIT_FILES.items():
+        labels = split_labels(split, seed, design)
+        meta_rng = np.random.default_rng([seed, _SPLIT_CODE[split], GENERATOR_VERSION, 11])
+        entries = [_annotation(split, i, int(labels[i]), design, meta_rng) for i in range(len(labels))]
+        _write_json(root / filename, entries)
+        jobs += [(str(root), split, i, seed, design) for i in range(len(labels))]
+
+    desc = f"built-in dataset ({len(jobs)} videos)"
+    if num_workers > 1 and len(jobs) > 1:
+        # spawn, not fork: the caller (a notebook kernel) may hold torch threads.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
+            for _ in tqdm(pool.map(_write_one, jobs, chunksize=32), total=len(jobs), desc=desc):
+                pass
+    else:
+        for job in tqdm(jobs, desc=desc):
+            _write_one(job)
+
+    _write_json(root / MANIFEST, expected)  # last: marks the dataset complete
+    marker.unlink()
+    log.info("wrote the built-in dataset to %s", root)
+    return root
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def remove(root: str | Path) -> None:
+    """Delete a built-in dataset folder (only one that carries the manifest or the in-progress marker)."""
+    root = Path(root)
+    if not ((root / MANIFEST).exists() or (root / IN_PROGRESS).exists()):
+        raise FileNotFoundError(f"{root}: no {MANIFEST} or {IN_PROGRESS}: not a built-in dataset, not removing")
+    shutil.rmtree(root)

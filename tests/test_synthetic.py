@@ -1,0 +1,156 @@
+import json
+
+import numpy as np
+import pytest
+
+from ffnlib import synthetic
+from ffnlib.synthetic import Design, make_clip, prepare, render_clip
+from ffnlib.video import read_frames
+
+TINY = dict(num_train=6, num_val=4, num_test=2, min_frames=10, max_frames=14, video_size=16)
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels():
+    design = Design.from_knobs(**TINY)
+    a, la = make_clip("train", 3, seed=5, design=design)
+    b, lb = make_clip("train", 3, seed=5, design=design)
+    c, _ = make_clip("train", 3, seed=6, design=design)
+    np.testing.assert_array_equal(a, b)
+    assert la == lb
+    assert a.shape[0] != c.shape[0] or not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("num_classes", [1, 4, 8])
+def test_render_layout_and_ranges(num_classes):
+    design = Design.from_knobs(**{**TINY, "num_classes": num_classes})
+    rng = np.random.default_rng(0)
+    for label in range(num_classes):
+        clip = render_clip(label, rng, design)
+        assert clip.dtype == np.uint8 and clip.ndim == 4 and clip.shape[1:] == (16, 16, 3)
+        assert TINY["min_frames"] <= clip.shape[0] <= TINY["max_frames"]
+        assert clip.max() > 100  # the dots are visible
+    with pytest.raises(ValueError, match="out of range"):
+        render_clip(num_classes, rng, design)
+
+
+def _centroid_shift(clip):
+    """Mean displacement (dy, dx) of the bright pixels between consecutive frames, from phase correlation."""
+    g = clip[..., 0].astype(float)
+    shifts = []
+    for a, b in zip(g[:-1], g[1:]):
+        r = np.fft.ifft2(np.fft.fft2(b) * np.conj(np.fft.fft2(a))).real
+        dy, dx = np.unravel_index(np.argmax(r), r.shape)
+        n = g.shape[1]
+        shifts.append(((dy + n // 2) % n - n // 2, (dx + n // 2) % n - n // 2))
+    return np.mean(shifts, axis=0)
+
+
+def test_translation_classes_move_the_way_their_name_says():
+    # Long videos with fast dots: one pixel or more between frames, so whole-frame phase correlation
+    # finds the displacement.
+    design = Design.from_knobs(num_classes=8, video_size=32, min_frames=16, max_frames=16, travel=(30.0, 30.0))
+    rng = np.random.default_rng(1)
+    for label, cls in enumerate(design.classes):
+        dy, dx = _centroid_shift(render_clip(label, rng, design))
+        want_y, want_x = np.sign(cls.direction)
+        assert np.sign(np.round(dy)) == want_y and np.sign(np.round(dx)) == want_x, (cls.text, dy, dx)
+
+
+def test_no_single_frame_tells_the_class():
+    # Wrap-around and random starts: the mean image over many clips is the same for every class.
+    design = Design.from_knobs(num_classes=4, video_size=16, min_frames=8, max_frames=8)
+    rng = np.random.default_rng(2)
+    means = [np.mean([render_clip(c, rng, design)[0].mean() for _ in range(200)]) for c in range(4)]
+    assert np.ptp(means) < 0.1 * np.mean(means)
+
+
+def test_prepare_writes_the_ssv2_layout(tmp_path):
+    root = prepare(tmp_path / "ds", seed=3, num_workers=1, **TINY)
+    labels = json.loads((root / synthetic.LABELS_FILE).read_text())
+    design = Design.from_knobs(**TINY)
+    assert labels == {cls.text: str(i) for i, cls in enumerate(design.classes)}
+    assert all(isinstance(v, str) for v in labels.values())
+    ids = set()
+    for split in ("train", "validation"):
+        entries = json.loads((root / synthetic.SPLIT_FILES[split]).read_text())
+        assert len(entries) == design.num_videos(split)
+        want = synthetic.split_labels(split, 3, design)
+        for i, e in enumerate(entries):
+            assert set(e) == {"id", "label", "template", "placeholders"}
+            assert int(labels[e["template"].replace("[", "").replace("]", "")]) == want[i]
+            assert e["label"] == e["template"].replace("[something]", e["placeholders"][0])
+            ids.add(e["id"])
+            # The file holds exactly the rendered pixels (lossless VP9).
+            frames, label = make_clip(split, i, seed=3, design=design)
+            assert label == want[i]
+            np.testing.assert_array_equal(read_frames(root / f"{e['id']}.webm", range(len(frames))), frames)
+    test = json.loads((root / synthetic.SPLIT_FILES["test"]).read_text())
+    assert [set(e) for e in test] == [{"id"}] * TINY["num_test"]
+    ids |= {e["id"] for e in test}
+    assert len(ids) == TINY["num_train"] + TINY["num_val"] + TINY["num_test"]
+    assert all((root / f"{i}.webm").exists() for i in ids)
+
+
+def test_labels_are_balanced():
+    design = Design.from_knobs(num_classes=4, num_train=40)
+    counts = np.bincount(synthetic.split_labels("train", 0, design), minlength=4)
+    assert counts.tolist() == [10, 10, 10, 10]
+
+
+def test_second_prepare_reuses_without_rewriting(tmp_path):
+    root = prepare(tmp_path / "ds", seed=0, num_workers=1, **TINY)
+    stamps = {p.name: p.stat().st_mtime_ns for p in root.iterdir()}
+    assert prepare(tmp_path / "ds", seed=0, num_workers=1, **TINY) == root
+    assert {p.name: p.stat().st_mtime_ns for p in root.iterdir()} == stamps
+
+
+def test_default_root_is_named_from_knobs_and_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("FFN_DATA_DIR", str(tmp_path))
+    a = prepare(seed=0, num_workers=1, **TINY)
+    b = prepare(seed=1, num_workers=1, **TINY)
+    c = prepare(seed=0, num_workers=1, **{**TINY, "num_classes": 4})
+    assert len({a, b, c}) == 3 and all(p.parent == tmp_path / "builtin" for p in (a, b, c))
+
+
+def test_unfinished_folder_is_finished_not_used(tmp_path):
+    root = tmp_path / "ds"
+    prepare(root, seed=0, num_workers=1, **TINY)
+    # Simulate a run killed mid-way: no manifest yet, the marker still there, some videos missing.
+    manifest = json.loads((root / synthetic.MANIFEST).read_text())
+    (root / synthetic.MANIFEST).unlink()
+    (root / synthetic.IN_PROGRESS).write_text(json.dumps(manifest))
+    videos = sorted(root.glob("*.webm"))
+    for p in videos[::2]:
+        p.unlink()
+    assert not synthetic.is_complete(root, 0, Design.from_knobs(**TINY))
+    prepare(root, seed=0, num_workers=1, **TINY)
+    assert synthetic.is_complete(root, 0, Design.from_knobs(**TINY))
+    assert not (root / synthetic.IN_PROGRESS).exists()
+    assert sorted(root.glob("*.webm")) == videos
+
+
+def test_foreign_or_mismatched_folders_are_refused(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="refusing"):
+        prepare(foreign, num_workers=1, **TINY)
+    root = prepare(tmp_path / "ds", seed=0, num_workers=1, **TINY)
+    with pytest.raises(FileExistsError, match="other knobs"):
+        prepare(root, seed=1, num_workers=1, **TINY)
+
+
+def test_unknown_knob_is_refused():
+    with pytest.raises(TypeError, match="unknown built-in dataset knob"):
+        prepare(num_clases=4)
+    with pytest.raises(ValueError, match="video_size"):
+        Design(video_size=15)
+
+
+def test_parallel_writing_gives_the_same_files(tmp_path):
+    a = prepare(tmp_path / "a", seed=2, num_workers=1, **TINY)
+    b = prepare(tmp_path / "b", seed=2, num_workers=2, **TINY)
+    for p in sorted(a.glob("*.webm")):
+        n = synthetic.Design.from_knobs(**TINY).max_frames
+        fa = read_frames(p, range(min(n, 10)))
+        np.testing.assert_array_equal(fa, read_frames(b / p.name, range(min(n, 10))))
