@@ -1,0 +1,200 @@
+"""The spatial side of a sample: one crop shared by every frame, resize, normalise.
+
+Frames come in as (T, C, H, W) uint8 RGB tensors and leave as (T, C, frame_size, frame_size) float32,
+normalised with the ImageNet mean and std. T is any number of frames: the frames of every clip of a
+sample go through one call, so they all share **one** spatial draw. There is no horizontal flip
+(Something-Something has classes such as "pushing something from left to right").
+
+Train (the official TSM `GroupMultiScaleCrop(frame_size, [1, .875, .75, .66])`, more_fix_crop on):
+crop sides are `int(min(H, W) * scale)` for each scale; a (crop_h, crop_w) pair is drawn uniformly
+among those whose scale indices differ by at most `max_distort` (1); then a position is drawn
+uniformly among 13 fixed offsets (corners, centre, edge centres, quarter points on a grid of steps
+`(H - crop_h) // 4`, `(W - crop_w) // 4`); the crop is resized to frame_size x frame_size (the
+aspect ratio may change). Unlike the official code, crop sides within 3 px of frame_size are not
+snapped to frame_size: the sides are exactly `int(min(H, W) * scale)`.
+
+Test (the official `GroupScale(resize_size)` + `GroupCenterCrop(frame_size)`): resize the shorter
+side to resize_size (the longer side to `int(resize_size * long / short)`), then take the centre
+frame_size x frame_size square.
+
+Resizing is bilinear with antialiasing (`torch.nn.functional.interpolate`) done on uint8 in
+channels-last layout, which is an order of magnitude faster on a CPU than on float32 and rounds like
+the PIL resize of the official pipeline. No torchvision, no PIL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+SCALES = (1.0, 0.875, 0.75, 0.66)
+MAX_DISTORT = 1
+NUM_FIXED_OFFSETS = 13
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A box in frame pixels: rows `top : top + height`, columns `left : left + width`."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def _check_frames(frames: torch.Tensor) -> None:
+    if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim != 4:
+        got = f"{type(frames).__name__} {getattr(frames, 'dtype', '')} {tuple(getattr(frames, 'shape', ()))}"
+        raise ValueError(f"expected frames as a (T, C, H, W) uint8 tensor, got {got}")
+
+
+def crop_size_pairs(
+    height: int, width: int, scales: Sequence[float] = SCALES, max_distort: int = MAX_DISTORT
+) -> list[tuple[int, int]]:
+    """Every (crop_h, crop_w) the multi-scale crop may draw for an H x W frame, each equally likely."""
+    base_size = min(height, width)
+    sizes = [max(1, int(base_size * s)) for s in scales]
+    return [
+        (crop_h, crop_w)
+        for i, crop_h in enumerate(sizes)
+        for j, crop_w in enumerate(sizes)
+        if abs(i - j) <= max_distort
+    ]
+
+
+def fixed_offsets(height: int, width: int, crop_h: int, crop_w: int) -> list[tuple[int, int]]:
+    """The 13 (top, left) positions of a crop_h x crop_w box in an H x W frame, official order.
+
+    Corners, centre, the four edge centres, then the four quarter points, on a grid of steps
+    `(H - crop_h) // 4` and `(W - crop_w) // 4` (so positions may coincide on small margins).
+    """
+    if not (0 < crop_h <= height and 0 < crop_w <= width):
+        raise ValueError(f"a {crop_h}x{crop_w} crop does not fit in a {height}x{width} frame")
+    h, w = (height - crop_h) // 4, (width - crop_w) // 4
+    grid = [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2),  # (x, y) in steps: corners, centre
+            (0, 2), (4, 2), (2, 4), (2, 0),  # centre left, centre right, lower centre, upper centre
+            (1, 1), (3, 1), (1, 3), (3, 3)]  # the quarter points
+    return [(y * h, x * w) for x, y in grid]
+
+
+def sample_multiscale_crop(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    scales: Sequence[float] = SCALES,
+    max_distort: int = MAX_DISTORT,
+) -> Crop:
+    """One multi-scale corner crop for an H x W frame: a size pair, then one of 13 offsets, from `rng`."""
+    pairs = crop_size_pairs(height, width, scales, max_distort)
+    crop_h, crop_w = pairs[int(rng.integers(len(pairs)))]
+    offsets = fixed_offsets(height, width, crop_h, crop_w)
+    top, left = offsets[int(rng.integers(len(offsets)))]
+    return Crop(top, left, crop_h, crop_w)
+
+
+def centre_crop_box(height: int, width: int, frame_size: int) -> Crop:
+    """The centred frame_size x frame_size box of an H x W frame (rounding as torchvision's CenterCrop)."""
+    if frame_size > min(height, width):
+        raise ValueError(f"a centre crop of {frame_size} px does not fit in a {height}x{width} frame")
+    return Crop(int(round((height - frame_size) / 2)), int(round((width - frame_size) / 2)), frame_size, frame_size)
+
+
+def crop(frames: torch.Tensor, box: Crop) -> torch.Tensor:
+    """(T, C, H, W) -> (T, C, box.height, box.width): a view, no copy."""
+    return frames[:, :, box.top : box.top + box.height, box.left : box.left + box.width]
+
+
+def resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(T, C, H, W) uint8 -> (T, C, height, width) uint8, bilinear with antialiasing."""
+    _check_frames(frames)
+    if tuple(frames.shape[-2:]) == (height, width):
+        return frames
+    frames = frames.contiguous(memory_format=torch.channels_last)  # the fast uint8 kernel wants NHWC
+    return F.interpolate(frames, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+
+
+def resize_shorter_side(frames: torch.Tensor, resize_size: int) -> torch.Tensor:
+    """(T, C, H, W) uint8 -> uint8 with min(H, W) == resize_size and the aspect ratio kept."""
+    height, width = frames.shape[-2:]
+    if height <= width:
+        return resize(frames, resize_size, int(resize_size * width / height))
+    return resize(frames, int(resize_size * height / width), resize_size)
+
+
+def normalize(frames: torch.Tensor, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> torch.Tensor:
+    """(T, 3, H, W) uint8 in 0..255 -> float32 `(x / 255 - mean) / std` per channel."""
+    _check_frames(frames)
+    if frames.shape[1] != len(mean):
+        raise ValueError(f"expected {len(mean)} colour channels in dim 1 of (T, C, H, W), got {tuple(frames.shape)}")
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)  # (1, C, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)  # (1, C, 1, 1)
+    return frames.float().mul_(1.0 / (255.0 * std_t)).sub_(mean_t / std_t)
+
+
+def train_transform(frames: torch.Tensor, box: Crop, frame_size: int) -> torch.Tensor:
+    """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) float32 normalised: `box` on every frame.
+
+    `box` is drawn once per sample with `sample_multiscale_crop`, so all T frames share it.
+    """
+    _check_frames(frames)
+    return normalize(resize(crop(frames, box), frame_size, frame_size))
+
+
+def test_transform(frames: torch.Tensor, frame_size: int, resize_size: int) -> torch.Tensor:
+    """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) float32 normalised; deterministic."""
+    _check_frames(frames)
+    if resize_size < frame_size:
+        raise ValueError(f"resize_size ({resize_size}) must be at least frame_size ({frame_size})")
+    resized = resize_shorter_side(frames, resize_size)
+    return normalize(crop(resized, centre_crop_box(resized.shape[-2], resized.shape[-1], frame_size)))
+
+
+test_transform.__test__ = False  # a library function, not a pytest test
+
+
+@dataclass(frozen=True)
+class ClipTransform:
+    """The spatial transform of a dataset view: `transform(frames, rng)` -> (T, C, S, S) float32.
+
+    `train=True`: multi-scale corner crop drawn from `rng`, resized to frame_size x frame_size.
+    `train=False`: resize the shorter side to resize_size, centre crop frame_size (rng unused).
+    All T frames share one draw. `draw` and `apply` split the call in two, so that a caller can
+    show or reuse the crop.
+    """
+
+    train: bool = True
+    frame_size: int = 224
+    resize_size: int = 256
+    scales: tuple[float, ...] = SCALES
+    max_distort: int = MAX_DISTORT
+
+    def __post_init__(self):
+        if self.frame_size < 1 or self.resize_size < self.frame_size:
+            raise ValueError(
+                f"need 1 <= frame_size <= resize_size, got frame_size={self.frame_size}, "
+                f"resize_size={self.resize_size}"
+            )
+
+    def draw(self, height: int, width: int, rng: np.random.Generator | None = None) -> Crop | None:
+        """The crop for H x W frames: a multi-scale crop from `rng` in train mode, None in test mode."""
+        if not self.train:
+            return None
+        if rng is None:
+            raise ValueError("the train transform needs an explicit numpy Generator (rng=...)")
+        return sample_multiscale_crop(height, width, rng, self.scales, self.max_distort)
+
+    def apply(self, frames: torch.Tensor, box: Crop | None) -> torch.Tensor:
+        """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) float32 normalised, with the drawn `box`."""
+        if not self.train:
+            return test_transform(frames, self.frame_size, self.resize_size)
+        if box is None:
+            raise ValueError("the train transform needs a crop box (from draw)")
+        return train_transform(frames, box, self.frame_size)
+
+    def __call__(self, frames: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        return self.apply(frames, self.draw(frames.shape[-2], frames.shape[-1], rng))
