@@ -1,0 +1,62 @@
+"""Compute per clip, counted on the meta device (no memory, no arithmetic, any size).
+
+The unit is multiply-accumulates (MACs) of the convolutions and the fc, the convention behind the
+"GFLOPs" of ResNet papers and of FFN (TSM-R50 at 224: 4.1 G per frame, so 16.4 / 32.7 / 65.4 G per
+clip at 4 / 8 / 16 frames). BatchNorm, ReLU, pooling, the shift and the residual additions are not
+counted. `torch.utils.flop_counter` counts 2 FLOPs per multiply-add; the figures here are half that.
+FFN's adaconv, a depthwise 1x1 conv computed as a per-channel scale, is counted as the conv it is
+(C*H*W per frame and block: +0.14% for ResNet-50).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .resnet import AdaConv
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` on the meta device, in eval mode (for shape and cost questions)."""
+    meta = copy.deepcopy(model).to("meta")
+    return meta.eval()
+
+
+def _meta_model(model_or_name: nn.Module | str, num_classes: int, **kwargs) -> nn.Module:
+    if isinstance(model_or_name, nn.Module):
+        if kwargs:
+            raise ValueError(f"model keywords {sorted(kwargs)} only apply when a model name is given")
+        return meta_copy(model_or_name)
+    from .registry import create_model
+
+    with torch.device("meta"):
+        return create_model(model_or_name, num_classes, **kwargs).eval()
+
+
+def flops(model_or_name: nn.Module | str, num_frames: int | Sequence[int], frame_size: int = 224,
+          num_classes: int = 174, **kwargs) -> float:
+    """Multiply-accumulates of one clip of `num_frames` frames of `frame_size`^2 pixels.
+
+    `model_or_name`: a model (copied to the meta device, the original is untouched) or a name for
+    `create_model` with `num_classes` and `kwargs`. For an FFN, an int T counts the inference
+    forward (the branch nearest to T, adaconv included); a sequence of counts, e.g. (4, 8, 16),
+    counts the multi-clip training forward (one clip per count).
+    """
+    model = _meta_model(model_or_name, num_classes, **kwargs)
+    in_channels = model.in_channels
+
+    def clip(t: int) -> torch.Tensor:
+        return torch.empty(1, in_channels, int(t), frame_size, frame_size, device="meta")  # (B, C, T, H, W)
+
+    x = clip(num_frames) if isinstance(num_frames, int) else [clip(t) for t in num_frames]
+    adaconv_macs = []
+    for module in model.modules():
+        if isinstance(module, AdaConv):  # one multiply-add per output element, as the conv
+            module.register_forward_hook(lambda _m, _i, out: adaconv_macs.append(out.numel()))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 2 + sum(adaconv_macs)

@@ -1,0 +1,241 @@
+"""TSM-ResNet: a 2D ResNet with Bottleneck blocks whose residual branch starts with a temporal shift.
+
+Input clips are (B, C, T, H, W) float; inside, frames are stacked as (B*T, C, H, W); each frame is
+pooled, dropped out and classified by one shared fc, and the logits are averaged over T:
+(B, classes). Depth and width are parameters, so the same code builds ResNet-50 for SSv2 on a GPU and
+networks of a hundred thousand parameters for the built-in data on a CPU.
+
+Parameter names are torchvision's (`conv1`, `bn1`, `layer1.0.conv1`, `layer1.0.downsample.0/1`,
+`fc`...), so a torchvision ResNet-50 state dict loads without renaming. The temporal shift has no
+parameters and sits in the block as its own module (`shift`), not wrapped around `conv1`.
+
+The blocks also carry what FFN needs (see `ffnlib.models.ffn`): a BatchNorm may be a `BranchNorm`
+(one private BN per trained frame count) and a block may hold one depthwise 1x1 `adaconv` per branch.
+With one branch and no adaconv they are plain TSM blocks.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .shift import TemporalShift
+
+NormLayer = Callable[[int], nn.Module]
+
+
+class BranchNorm(nn.ModuleList):
+    """One normalisation layer per branch; `norm(x, branch)` uses copy `branch` (keys `<name>.<branch>.*`)."""
+
+    def __init__(self, num_features: int, num_branches: int, norm_layer: NormLayer = nn.BatchNorm2d):
+        super().__init__([norm_layer(num_features) for _ in range(num_branches)])
+
+    def forward(self, x: Tensor, branch: int) -> Tensor:
+        return self[branch](x)
+
+
+def make_norm(norm_layer: NormLayer, num_features: int, num_branches: int) -> nn.Module:
+    """A plain `norm_layer(num_features)` for one branch, a `BranchNorm` for several."""
+    if num_branches == 1:
+        return norm_layer(num_features)
+    return BranchNorm(num_features, num_branches, norm_layer)
+
+
+def apply_norm(norm: nn.Module, x: Tensor, branch: int) -> Tensor:
+    return norm(x, branch) if isinstance(norm, BranchNorm) else norm(x)
+
+
+class AdaConv(nn.Conv2d):
+    """FFN's weight alteration: a depthwise 1x1 conv (weight (C, 1, 1, 1), no bias) added to its input.
+
+    `forward(x)` returns `x + conv(x)` for x (N, C, H, W). A depthwise 1x1 conv is a per-channel
+    scale, so this is computed as `x * (1 + w)`: the same numbers (exactly x when w = 0) at the cost
+    of one elementwise product (the CPU depthwise convolution kernel is many times slower).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__(channels, channels, 1, groups=channels, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * (1 + self.weight.view(1, -1, 1, 1))  # (C, 1, 1, 1) -> (1, C, 1, 1)
+
+
+class Bottleneck(nn.Module):
+    """ResNet v1.5 bottleneck (stride on the 3x3 conv) with the shift on the residual branch ("blockres").
+
+    `forward(x, num_frames, branch)`: x is (N*T, C, H, W) with T = `num_frames`; the identity path is
+    not shifted. With `num_adaconvs` > 0, the shifted input is altered: `out = adaconv[branch](out)`,
+    which is `out + depthwise_conv(out)` (see `AdaConv`). Norms come in `num_norms` copies (a
+    `BranchNorm` when more than one); `branch` picks the copies.
+    """
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 norm_layer: NormLayer = nn.BatchNorm2d, fold_div: int = 8, num_norms: int = 1,
+                 num_adaconvs: int = 0):
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.shift = TemporalShift(fold_div)
+        self.adaconv = nn.ModuleList(AdaConv(inplanes) for _ in range(num_adaconvs)) if num_adaconvs else None
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = make_norm(norm_layer, planes, num_norms)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = make_norm(norm_layer, planes, num_norms)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.bn3 = make_norm(norm_layer, out_planes, num_norms)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample  # nn.Sequential(conv 1x1, norm): keys downsample.0 / downsample.1
+        self.stride = stride
+
+    def forward(self, x: Tensor, num_frames: int, branch: int = 0) -> Tensor:
+        identity = x
+        out = self.shift(x, num_frames)  # (N*T, C, H, W), channels moved along T
+        if self.adaconv is not None:
+            out = self.adaconv[branch](out)  # out + depthwise 1x1 conv of out
+        out = self.relu(apply_norm(self.bn1, self.conv1(out), branch))
+        out = self.relu(apply_norm(self.bn2, self.conv2(out), branch))
+        out = apply_norm(self.bn3, self.conv3(out), branch)
+        if self.downsample is not None:
+            identity = apply_norm(self.downsample[1], self.downsample[0](x), branch)
+        return self.relu(out + identity)
+
+
+def check_clip(x, in_channels: int, where: str) -> None:
+    """Raise a ValueError unless `x` is a float clip (B, C, T, H, W) with C = `in_channels`."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{where}: expected a clip tensor (B, C={in_channels}, T, H, W), got {type(x).__name__}")
+    if x.dim() != 5 or x.shape[1] != in_channels or min(x.shape) < 1:
+        raise ValueError(f"{where}: expected a clip (B, C={in_channels}, T, H, W), got shape {tuple(x.shape)}"
+                         + (" (was it laid out (B, T, C, H, W)?)" if x.dim() == 5 and x.shape[2] == in_channels
+                            else ""))
+    if not x.is_floating_point():
+        raise ValueError(f"{where}: expected a float clip, got dtype {x.dtype} (normalise the frames first)")
+
+
+class ResNetTSMBase(nn.Module):
+    """What TSM-ResNet and FFN-ResNet share: the stem, the four stages, the head and the init.
+
+    `num_norms` copies of every norm and `num_adaconvs` adapters per block (0: none); the public
+    classes are `TSMResNet` (one norm, no adapter) and `ffnlib.models.FFNResNet`.
+    """
+
+    def __init__(self, num_classes: int, *, layers: Sequence[int], width: int, stem_channels: int,
+                 stem_kernel: int, stem_stride: int, stem_pool: bool, in_channels: int, dropout: float,
+                 fold_div: int, zero_init_residual: bool, norm_layer: NormLayer,
+                 num_norms: int, num_adaconvs: int):
+        super().__init__()
+        layers = tuple(int(n) for n in layers)
+        if len(layers) != 4 or min(layers) < 1:
+            raise ValueError(f"layers must be 4 block counts >= 1, got {layers}")
+        if min(num_classes, width, stem_channels, stem_kernel, stem_stride, in_channels, fold_div) < 1:
+            raise ValueError("num_classes, width, stem_channels, stem_kernel, stem_stride, in_channels and "
+                             "fold_div must be positive")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.fold_div = fold_div
+        self.arch = dict(layers=layers, width=width, stem_channels=stem_channels, stem_kernel=stem_kernel,
+                         stem_stride=stem_stride, stem_pool=stem_pool)
+        self._norm_layer = norm_layer
+        self._num_norms = num_norms
+        self._num_adaconvs = num_adaconvs
+
+        # Stem: keys conv1 / bn1, as in torchvision.
+        self.conv1 = nn.Conv2d(in_channels, stem_channels, stem_kernel, stride=stem_stride,
+                               padding=stem_kernel // 2, bias=False)
+        self.bn1 = make_norm(norm_layer, stem_channels, num_norms)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem_pool else nn.Identity()
+        self.inplanes = stem_channels
+        self.layer1 = self._make_layer(width, layers[0], stride=1)
+        self.layer2 = self._make_layer(width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(width * 8, layers[3], stride=2)
+        self.num_features = self.inplanes
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+        for m in self.modules():  # torchvision's init (it also reaches adaconv, as in the official FFN code)
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for block in self.blocks():
+                norms = block.bn3 if isinstance(block.bn3, BranchNorm) else [block.bn3]
+                for norm in norms:
+                    nn.init.zeros_(norm.weight)
+        nn.init.normal_(self.fc.weight, 0, 0.001)  # TSM's new fc
+        nn.init.zeros_(self.fc.bias)
+
+    def _make_layer(self, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
+        out_planes = planes * Bottleneck.expansion
+        downsample = None
+        if stride != 1 or self.inplanes != out_planes:
+            downsample = nn.Sequential(nn.Conv2d(self.inplanes, out_planes, 1, stride=stride, bias=False),
+                                       make_norm(self._norm_layer, out_planes, self._num_norms))
+        blocks = []
+        for i in range(num_blocks):
+            blocks.append(Bottleneck(self.inplanes, planes, stride if i == 0 else 1,
+                                     downsample if i == 0 else None, self._norm_layer, self.fold_div,
+                                     self._num_norms, self._num_adaconvs))
+            self.inplanes = out_planes
+        return nn.Sequential(*blocks)
+
+    def blocks(self) -> list[Bottleneck]:
+        """The bottlenecks in order (16 in ResNet-50)."""
+        return [b for layer in (self.layer1, self.layer2, self.layer3, self.layer4) for b in layer]
+
+    def _features(self, x: Tensor, branch: int, shift_frames: int | None = None) -> Tensor:
+        """Pooled per-frame features (B, T, D) of a checked clip x (B, C, T, H, W).
+
+        `shift_frames` overrides the T the shift groups frames by (FFN's "official" shift mode).
+        """
+        b, c, t, h, w = x.shape
+        shift_frames = t if shift_frames is None else shift_frames
+        x = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B, C, T, H, W) -> (B*T, C, H, W)
+        x = self.maxpool(self.relu(apply_norm(self.bn1, self.conv1(x), branch)))
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in layer:
+                x = block(x, shift_frames, branch)
+        x = self.avgpool(x).flatten(1)  # (B*T, D, h, w) -> (B*T, D)
+        return x.reshape(b, t, -1)  # (B*T, D) -> (B, T, D)
+
+    def head(self, features: Tensor) -> Tensor:
+        """Per-frame dropout and fc on features (B, T, D), logits averaged over T: (B, classes)."""
+        b, t, d = features.shape
+        logits = self.fc(self.dropout(features.reshape(b * t, d)))  # (B*T, D) -> (B*T, classes)
+        return logits.reshape(b, t, -1).mean(dim=1)  # (B, T, classes) -> (B, classes)
+
+
+class TSMResNet(ResNetTSMBase):
+    """TSM-ResNet: `model(x)` with x (B, C, T, H, W) float, any T, returns logits (B, num_classes).
+
+    Architecture: `layers` blocks per stage; stage planes width, 2w, 4w, 8w (expansion 4, so the
+    feature has 32*width channels); strides 1, 2, 2, 2. Stem: a `stem_kernel` conv with
+    `stem_channels` outputs and stride `stem_stride`, BN, ReLU, then a 3x3 stride-2 max-pool when
+    `stem_pool`. ResNet-50 is the default. `zero_init_residual` starts the last BN of every block
+    at zero (off for ResNet-50, as torchvision and the official TSM code). Head: dropout `dropout`
+    on each frame's pooled feature, one fc (N(0, 0.001), bias 0), mean of the logits over T.
+    """
+
+    def __init__(self, num_classes: int, layers: Sequence[int] = (3, 4, 6, 3), width: int = 64,
+                 stem_channels: int = 64, stem_kernel: int = 7, stem_stride: int = 2, stem_pool: bool = True,
+                 in_channels: int = 3, dropout: float = 0.5, fold_div: int = 8,
+                 zero_init_residual: bool = False, norm_layer: NormLayer = nn.BatchNorm2d):
+        super().__init__(num_classes, layers=layers, width=width, stem_channels=stem_channels,
+                         stem_kernel=stem_kernel, stem_stride=stem_stride, stem_pool=stem_pool,
+                         in_channels=in_channels, dropout=dropout, fold_div=fold_div,
+                         zero_init_residual=zero_init_residual, norm_layer=norm_layer,
+                         num_norms=1, num_adaconvs=0)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Pooled per-frame features (B, T, D) of a clip (B, C, T, H, W)."""
+        check_clip(x, self.in_channels, type(self).__name__)
+        return self._features(x, branch=0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))

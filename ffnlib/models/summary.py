@@ -1,0 +1,75 @@
+"""Plain-data descriptions of a model for the notebooks: shapes stage by stage, parameters by part."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+from .flops import meta_copy
+from .resnet import BranchNorm, ResNetTSMBase
+
+
+def stage_shapes(model: ResNetTSMBase, num_frames: int, frame_size: int, batch_size: int = 1) -> list[tuple[str, tuple]]:
+    """(stage, output shape) from the input clip to the logits, run on a meta copy (free at any size).
+
+    Between the input (B, C, T, H, W) and the logits (B, classes), frames are stacked: (B*T, C, H, W).
+    """
+    meta = meta_copy(model)
+    points = [("stem conv1", meta.conv1), ("stem maxpool" if isinstance(meta.maxpool, nn.MaxPool2d)
+                                           else "stem relu", meta.maxpool)]
+    points += [(f"layer{i}", getattr(meta, f"layer{i}")[-1]) for i in range(1, 5)]
+    points += [("avgpool", meta.avgpool), ("fc (per frame)", meta.fc)]
+    shapes: dict[str, tuple] = {}
+
+    def record(name):
+        def hook(_module, _inputs, output) -> None:  # returns None: the output is left alone
+            shapes.setdefault(name, tuple(output.shape))
+        return hook
+
+    for name, module in points:
+        module.register_forward_hook(record(name))
+    x = torch.empty(batch_size, meta.in_channels, num_frames, frame_size, frame_size, device="meta")
+    with torch.no_grad():
+        logits = meta(x)
+    b, c, t, h, w = x.shape
+    return ([("input (B, C, T, H, W)", tuple(x.shape)), ("frames (B*T, C, H, W)", (b * t, c, h, w))]
+            + [(name, shapes[name]) for name, _ in points] + [("logits, mean over T", tuple(logits.shape))])
+
+
+def _part(name: str, module: nn.Module) -> str:
+    if name.startswith("fc."):
+        return "fc"
+    if ".adaconv." in name:
+        return "adaconv"
+    if isinstance(module, nn.Conv2d):
+        return "conv"
+    return "norm"
+
+
+def parameter_table(model: ResNetTSMBase) -> list[dict]:
+    """Parameters by part: conv, norm (BN affine), adaconv, fc, then the total.
+
+    Each row: part, sharing ("shared" by all frame counts or "private" per count), copies (1 or the
+    number of branches), per_copy and total parameters. BN running statistics are buffers, not counted.
+    """
+    totals: dict[str, int] = defaultdict(int)
+    copies: dict[str, int] = defaultdict(lambda: 1)
+    owners = dict(model.named_modules())
+    for name, param in model.named_parameters():
+        owner_name = name.rpartition(".")[0]
+        part = _part(name, owners[owner_name])
+        totals[part] += param.numel()
+        parent = owners.get(owner_name.rpartition(".")[0])
+        if isinstance(parent, (BranchNorm, nn.ModuleList)) and part in ("norm", "adaconv"):
+            copies[part] = len(parent)
+    rows = [dict(part=part, sharing="private" if copies[part] > 1 else "shared", copies=copies[part],
+                 per_copy=totals[part] // copies[part], total=totals[part])
+            for part in ("conv", "norm", "adaconv", "fc") if part in totals]
+    rows.append(dict(part="total", sharing="", copies=None, per_copy=None,
+                     total=sum(p.numel() for p in model.parameters())))
+    return rows
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
