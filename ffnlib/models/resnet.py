@@ -58,7 +58,8 @@ class AdaConv(nn.Conv2d):
         super().__init__(channels, channels, 1, groups=channels, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * (1 + self.weight.view(1, -1, 1, 1))  # (C, 1, 1, 1) -> (1, C, 1, 1)
+        scale = (1 + self.weight.view(1, -1, 1, 1)).to(x.dtype)  # (C, 1, 1, 1) -> (1, C, 1, 1); autocast keeps x's dtype
+        return x * scale
 
 
 class Bottleneck(nn.Module):
