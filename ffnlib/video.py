@@ -12,12 +12,13 @@ substitutes another frame or another video for one that cannot be read.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ class DecodedVideo:
 
     path: Path
     frames: list  # av.VideoFrame, in presentation order
+    # One converter for all frames of the video: PyAV's per-frame `to_ndarray(format=...)` sets up a
+    # new colour converter for every frame, which doubles the cost of converting one.
+    _reformatter: VideoReformatter = field(default_factory=VideoReformatter, repr=False, compare=False)
 
     @property
     def num_frames(self) -> int:
@@ -69,17 +73,17 @@ class DecodedVideo:
         converted: dict[int, np.ndarray] = {}
         for k, i in enumerate(frame_idx):
             if i not in converted:
-                converted[i] = _frame_to_rgb(self.frames[i])
+                converted[i] = _frame_to_rgb(self.frames[i], self._reformatter)
             out[k] = converted[i]
         return out
 
 
-def _frame_to_rgb(frame) -> np.ndarray:
+def _frame_to_rgb(frame, reformatter: VideoReformatter) -> np.ndarray:
     if frame.format.name == "gbrp":
         # PyAV returns planar RGB (lossless VP9/H.264 RGB) already packed as (H, W, 3) in R, G, B order,
         # without the cost of a colour-space conversion.
         return frame.to_ndarray()
-    return frame.to_ndarray(format="rgb24")
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
 
 
 def decode_video(path: str | Path) -> DecodedVideo:
@@ -153,7 +157,8 @@ def write_video(
     """Write (T, H, W, 3) uint8 RGB frames to `path`: VP9 for .webm, H.264 for .mp4.
 
     `lossless=True` stores RGB exactly (VP9 lossless in planar RGB; H.264 through libx264rgb with
-    qp 0), so decoding returns the very same pixels. Lossy files are yuv420p, which needs even sizes.
+    qp 0), so decoding returns the very same pixels. Lossy files are yuv420p: H.264 needs even sizes
+    there, VP9 does not (SSv2 itself has 427x240 videos).
     Written to a temporary name and renamed, so a killed writer never leaves a half file behind.
     """
     path = Path(path)
@@ -173,7 +178,7 @@ def write_video(
         options = {"preset": "ultrafast", "qp": "0"} if lossless else {"preset": "veryfast", "crf": str(crf)}
     else:
         raise ValueError(f"{path}: unknown video suffix {suffix!r}, expected .webm (VP9) or .mp4 (H.264)")
-    if pix_fmt == "yuv420p" and (height % 2 or width % 2):
+    if codec == "libx264" and (height % 2 or width % 2):
         raise ValueError(f"{path}: lossy {codec} needs even frame sizes, got {height}x{width}")
 
     path.parent.mkdir(parents=True, exist_ok=True)
