@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ffnlib import sampling
-from ffnlib.transforms import ClipTransform, Crop
+from ffnlib.transforms import ClipTransform, Crop, to_clips
 from ffnlib.video import DecodedVideo, VideoDecodeError, decode_video
 
 log = logging.getLogger(__name__)
@@ -323,9 +323,8 @@ class _ClipView(torch.utils.data.Dataset):
         frame_idx, positions = sampling.union(plan.frame_idx)  # (U,), [(T_i,), ...]
         rgb = torch.from_numpy(video.rgb(frame_idx))  # (U, H, W, 3) uint8
         frames = rgb.permute(0, 3, 1, 2)  # (U, 3, H, W), memory stays channels-last
-        out = self.transform.apply(frames, plan.crop)  # (U, 3, S, S) float32
-        clips = [out[torch.from_numpy(p)].permute(1, 0, 2, 3).contiguous() for p in positions]  # [(3, T_i, S, S)]
-        return clips, plan.label
+        resized = self.transform.spatial(frames, plan.crop)  # (U, 3, S, S) uint8
+        return to_clips(resized, positions), plan.label  # [(3, T_i, S, S) float32]
 
 
 class VideoClips(_ClipView):

@@ -17,6 +17,9 @@ Test (the official `GroupScale(resize_size)` + `GroupCenterCrop(frame_size)`): r
 side to resize_size (the longer side to `int(resize_size * long / short)`), then take the centre
 frame_size x frame_size square.
 
+A sample's frames are transformed once as uint8 (`ClipTransform.spatial`), then `to_clips` gathers
+each clip from them, moves channels first and normalises: (U, C, S, S) uint8 -> [(C, T_i, S, S) float32].
+
 Resizing is bilinear with antialiasing (`torch.nn.functional.interpolate`) done on uint8 in
 channels-last layout, which is an order of magnitude faster on a CPU than on float32 and rounds like
 the PIL resize of the official pipeline. No torchvision, no PIL.
@@ -126,14 +129,34 @@ def resize_shorter_side(frames: torch.Tensor, resize_size: int) -> torch.Tensor:
     return resize(frames, int(resize_size * height / width), resize_size)
 
 
+def _scale_shift(mean: Sequence[float], std: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C,) float32 `scale`, `shift` such that `x * scale - shift == (x / 255 - mean) / std`."""
+    mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+    return 1.0 / (255.0 * std_t), mean_t / std_t
+
+
 def normalize(frames: torch.Tensor, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> torch.Tensor:
     """(T, 3, H, W) uint8 in 0..255 -> float32 `(x / 255 - mean) / std` per channel."""
     _check_frames(frames)
     if frames.shape[1] != len(mean):
         raise ValueError(f"expected {len(mean)} colour channels in dim 1 of (T, C, H, W), got {tuple(frames.shape)}")
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)  # (1, C, 1, 1)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)  # (1, C, 1, 1)
-    return frames.float().mul_(1.0 / (255.0 * std_t)).sub_(mean_t / std_t)
+    scale, shift = _scale_shift(mean, std)  # (C,), (C,)
+    return frames.float().mul_(scale.view(1, -1, 1, 1)).sub_(shift.view(1, -1, 1, 1))  # (T, C, H, W)
+
+
+def train_crop_resize(frames: torch.Tensor, box: Crop, frame_size: int) -> torch.Tensor:
+    """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) uint8: `box` on every frame, then resize."""
+    _check_frames(frames)
+    return resize(crop(frames, box), frame_size, frame_size)
+
+
+def test_resize_crop(frames: torch.Tensor, frame_size: int, resize_size: int) -> torch.Tensor:
+    """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) uint8: shorter side to resize_size, centre crop."""
+    _check_frames(frames)
+    if resize_size < frame_size:
+        raise ValueError(f"resize_size ({resize_size}) must be at least frame_size ({frame_size})")
+    resized = resize_shorter_side(frames, resize_size)
+    return crop(resized, centre_crop_box(resized.shape[-2], resized.shape[-1], frame_size))
 
 
 def train_transform(frames: torch.Tensor, box: Crop, frame_size: int) -> torch.Tensor:
@@ -141,20 +164,47 @@ def train_transform(frames: torch.Tensor, box: Crop, frame_size: int) -> torch.T
 
     `box` is drawn once per sample with `sample_multiscale_crop`, so all T frames share it.
     """
-    _check_frames(frames)
-    return normalize(resize(crop(frames, box), frame_size, frame_size))
+    return normalize(train_crop_resize(frames, box, frame_size))
 
 
 def test_transform(frames: torch.Tensor, frame_size: int, resize_size: int) -> torch.Tensor:
     """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) float32 normalised; deterministic."""
+    return normalize(test_resize_crop(frames, frame_size, resize_size))
+
+
+# library functions, not pytest tests
+test_resize_crop.__test__ = False
+test_transform.__test__ = False
+
+
+def to_clips(
+    frames: torch.Tensor,
+    positions: Sequence[Sequence[int]],
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
+) -> list[torch.Tensor]:
+    """Clips gathered from transformed frames: (U, C, S, S) uint8 -> [(C, T_i, S, S) float32, ...].
+
+    Clip i is `frames[positions[i]]` with channels moved first and normalised. The gather runs on
+    uint8, and each output frame is converted into its place and normalised while it is in cache:
+    several times cheaper than normalising all frames first and then transposing floats.
+    """
     _check_frames(frames)
-    if resize_size < frame_size:
-        raise ValueError(f"resize_size ({resize_size}) must be at least frame_size ({frame_size})")
-    resized = resize_shorter_side(frames, resize_size)
-    return normalize(crop(resized, centre_crop_box(resized.shape[-2], resized.shape[-1], frame_size)))
-
-
-test_transform.__test__ = False  # a library function, not a pytest test
+    num_channels, height, width = frames.shape[1:]
+    if num_channels != len(mean):
+        raise ValueError(f"expected {len(mean)} colour channels in dim 1 of (U, C, S, S), got {tuple(frames.shape)}")
+    scale, shift = (v.view(-1, 1, 1) for v in _scale_shift(mean, std))  # (C, 1, 1) each
+    clips = []
+    for p in positions:
+        index = torch.as_tensor(np.asarray(p, dtype=np.int64))
+        selected = frames.index_select(0, index)  # (T_i, C, S, S) uint8, contiguous
+        clip = torch.empty((num_channels, len(index), height, width), dtype=torch.float32)  # (C, T_i, S, S)
+        for t in range(len(index)):  # frame by frame, so that the normalisation works in cache
+            step = clip[:, t]  # (C, S, S) view
+            step.copy_(selected[t])
+            step.mul_(scale).sub_(shift)
+        clips.append(clip)
+    return clips
 
 
 @dataclass(frozen=True)
@@ -188,13 +238,17 @@ class ClipTransform:
             raise ValueError("the train transform needs an explicit numpy Generator (rng=...)")
         return sample_multiscale_crop(height, width, rng, self.scales, self.max_distort)
 
-    def apply(self, frames: torch.Tensor, box: Crop | None) -> torch.Tensor:
-        """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) float32 normalised, with the drawn `box`."""
+    def spatial(self, frames: torch.Tensor, box: Crop | None) -> torch.Tensor:
+        """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) uint8: the crop and resize, not normalised."""
         if not self.train:
-            return test_transform(frames, self.frame_size, self.resize_size)
+            return test_resize_crop(frames, self.frame_size, self.resize_size)
         if box is None:
             raise ValueError("the train transform needs a crop box (from draw)")
-        return train_transform(frames, box, self.frame_size)
+        return train_crop_resize(frames, box, self.frame_size)
+
+    def apply(self, frames: torch.Tensor, box: Crop | None) -> torch.Tensor:
+        """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) float32 normalised, with the drawn `box`."""
+        return normalize(self.spatial(frames, box))
 
     def __call__(self, frames: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
         return self.apply(frames, self.draw(frames.shape[-2], frames.shape[-1], rng))

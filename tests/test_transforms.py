@@ -15,6 +15,7 @@ from ffnlib.transforms import (
     resize_shorter_side,
     sample_multiscale_crop,
     test_transform,
+    to_clips,
     train_transform,
 )
 
@@ -143,6 +144,17 @@ def test_normalize_uses_imagenet_statistics():
                              (255 / 255 - MEAN[2]) / STD[2]])
     torch.testing.assert_close(out[0, :, 0, 0], expected)
     assert out.dtype == torch.float32
+
+
+def test_to_clips_gathers_moves_channels_first_and_normalises():
+    frames = coordinate_frames(num_frames=5, height=6, width=7).contiguous(memory_format=torch.channels_last)
+    positions = [np.array([4, 0]), np.array([1, 1, 3])]
+    clips = to_clips(frames, positions)
+    assert [c.shape for c in clips] == [(3, 2, 6, 7), (3, 3, 6, 7)]
+    for clip, p in zip(clips, positions):
+        assert clip.is_contiguous() and clip.dtype == torch.float32
+        torch.testing.assert_close(clip, normalize(frames[torch.from_numpy(p)]).permute(1, 0, 2, 3))
+    torch.testing.assert_close(denormalize(clips[0].permute(1, 0, 2, 3))[:, 2, 0, 0], torch.tensor([4.0, 0.0]))
 
 
 def test_resize_of_a_constant_image_stays_constant():
