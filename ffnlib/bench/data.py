@@ -1,0 +1,216 @@
+"""Data benchmark: what a 4+8+16 FFN sample costs compared with a plain 16-frame sample.
+
+Writes SSv2-like clips (427x240 lossy VP9 at 12 fps, about 48 frames: a panning textured scene with a
+moving object and sensor noise) into a temporary or given folder, in the SSv2 layout, then reads them
+through the real dataset classes and transforms (frame_size 224, resize_size 256 by default):
+
+    VideoClips(num_frames=16)              one 16-frame clip per sample
+    MultiFrameClips(frame_counts=(4, 8, 16)) three clips per sample, one decode, one crop
+
+and prints decode frames/s, samples/s and the ratio of their costs. The goal is a 4+8+16 sample
+costing at most 1.15x a 16-frame one: decoding the whole video is shared, so only the RGB conversion
+of the extra frames (the union of the three index sets, about 23 distinct frames instead of 16) and
+the extra output frames should add. A breakdown per stage shows where the time goes.
+
+Torch runs on one thread by default, as in a data-loader worker. Per-sample times are the best of
+several passes (as timeit does); the cost ratio is the median over samples of the two kinds read
+back to back, which holds up better on a shared machine. All timings remain approximate.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ffnlib import sampling
+from ffnlib.transforms import to_clips
+from ffnlib.datasets import LABELS_FILE, SPLIT_FILES, MultiFrameClips, SSv2, VideoClips, decode_sample
+from ffnlib.video import decode_video, write_video
+
+log = logging.getLogger(__name__)
+
+GOAL_RATIO = 1.15
+CLASS_NAME = "Moving something across the view"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="folder for the clips (reused if it already holds them); default: a temporary folder")
+    parser.add_argument("--num-videos", type=int, default=8, help="clips to write and read (default 8)")
+    parser.add_argument("--num-video-frames", type=int, default=48, help="frames per clip (default 48)")
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--width", type=int, default=427)
+    parser.add_argument("--fps", type=int, default=12)
+    parser.add_argument("--crf", type=int, default=30,
+                        help="VP9 quality, lower is larger files (default 30: about 85 KB per default clip, "
+                             "near SSv2's average of about 88 KB, 19.4 GB for 220,847 videos)")
+    parser.add_argument("--num-frames", type=int, default=16, help="T of the single-clip sample (default 16)")
+    parser.add_argument("--frame-counts", type=str, default="4,8,16", help="T of the multi-frame sample")
+    parser.add_argument("--frame-size", type=int, default=224)
+    parser.add_argument("--resize-size", type=int, default=256)
+    parser.add_argument("--mode", choices=["train", "test"], default="train",
+                        help="train: random segments and multi-scale crop; test: centres, centre crop")
+    parser.add_argument("--passes", type=int, default=5, help="timed passes over the clips (default 5)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as in a loader worker)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+# ---- the clips ----
+
+def ssv2_like_frames(rng: np.random.Generator, num_frames: int, height: int, width: int) -> np.ndarray:
+    """(T, H, W, 3) uint8: a smooth textured scene seen by a slowly panning camera, a moving blob, noise."""
+    pan = 2 * num_frames
+    coarse = torch.from_numpy(rng.random((1, 3, height // 12 + 2, (width + pan) // 12 + 2), dtype=np.float32))
+    fine = torch.from_numpy(rng.random((1, 3, height // 3, (width + pan) // 3), dtype=np.float32))
+    scene = (0.75 * F.interpolate(coarse, size=(height, width + pan), mode="bicubic", align_corners=False)
+             + 0.25 * F.interpolate(fine, size=(height, width + pan), mode="bilinear", align_corners=False))
+    scene = (scene[0].permute(1, 2, 0).numpy() * 220 + 15).clip(0, 255)  # (H, W + pan, 3)
+    rows, cols = np.mgrid[0:height, 0:width]
+    colour = rng.uniform(0, 255, size=3)
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        frame = scene[:, 2 * t : 2 * t + width].copy()  # the camera pans 2 px per frame
+        cy, cx = height * (0.3 + 0.4 * t / num_frames), width * (0.2 + 0.6 * t / num_frames)
+        blob = ((rows - cy) / (height / 6)) ** 2 + ((cols - cx) / (width / 10)) ** 2 < 1  # (H, W)
+        frame[blob] = colour
+        frame += rng.normal(0, 2.0, size=frame.shape)
+        frames[t] = frame.clip(0, 255).astype(np.uint8)
+    return frames
+
+
+def make_clips(folder: Path, args) -> Path:
+    """Write the clips and SSv2-layout annotations into `folder` (kept if already there); return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [f"{100000 + i}" for i in range(args.num_videos)]
+    rng = np.random.default_rng(args.seed)
+    written = 0
+    for video_id in ids:
+        path = folder / f"{video_id}.webm"
+        frames = ssv2_like_frames(rng, args.num_video_frames, args.height, args.width)
+        if path.exists():
+            continue
+        write_video(path, frames, fps=args.fps, crf=args.crf)
+        written += 1
+    entries = [{"id": i, "label": "moving a thing", "template": "Moving [something] across the view",
+                "placeholders": ["a thing"]} for i in ids]
+    (folder / LABELS_FILE).write_text(json.dumps({CLASS_NAME: "0"}))
+    for split in ("train", "validation"):
+        (folder / SPLIT_FILES[split]).write_text(json.dumps(entries))
+    size_kb = np.mean([(folder / f"{i}.webm").stat().st_size for i in ids]) / 1024
+    log.info("%s: %d clips (%d written now), %dx%d, %d frames at %d fps, %.0f KiB each on average",
+             folder, len(ids), written, args.width, args.height, args.num_video_frames, args.fps, size_kb)
+    return folder
+
+
+# ---- timing ----
+
+def _time_samples(views: dict, passes: int) -> tuple[dict[str, float], float]:
+    """Seconds per sample for each view (best of `passes` passes), and the median over all samples of
+    the paired cost ratio last view / first view (the two read the same video back to back, so
+    load from other processes on a shared machine largely cancels out)."""
+    names = list(views)
+    for view in views.values():  # warm-up: imports, allocator, file cache
+        view[0]
+    best = dict.fromkeys(names, float("inf"))
+    ratios = []
+    for _ in range(passes):
+        totals = dict.fromkeys(names, 0.0)
+        for index in range(len(views[names[0]])):
+            seconds = {}
+            for name in names:
+                start = time.perf_counter()
+                views[name][index]
+                seconds[name] = time.perf_counter() - start
+                totals[name] += seconds[name]
+            ratios.append(seconds[names[-1]] / seconds[names[0]])
+        best = {name: min(best[name], totals[name] / len(views[name])) for name in names}
+    return best, float(np.median(ratios))
+
+
+def _stage_times(view, passes: int) -> dict[str, float]:
+    """Seconds per sample in each step of `view.load`, timed one by one (best pass)."""
+    best: dict[str, float] = {}
+    for _ in range(passes):
+        totals = dict.fromkeys(["decode", "draw indices + crop", "RGB conversion", "crop + resize (uint8)",
+                                "gather + normalise clips"], 0.0)
+        for index in range(len(view)):
+            t0 = time.perf_counter()
+            video = decode_sample(view.source, index)
+            t1 = time.perf_counter()
+            plan = view.draw(index, video)
+            frame_idx, positions = sampling.union(plan.frame_idx)
+            t2 = time.perf_counter()
+            frames = torch.from_numpy(video.rgb(frame_idx)).permute(0, 3, 1, 2)  # (U, 3, H, W)
+            t3 = time.perf_counter()
+            resized = view.transform.spatial(frames, plan.crop)  # (U, 3, S, S) uint8
+            t4 = time.perf_counter()
+            to_clips(resized, positions)  # [(3, T_i, S, S) float32]
+            t5 = time.perf_counter()
+            for key, dt in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                totals[key] += dt / len(view)
+        best = {k: min(best.get(k, float("inf")), v) for k, v in totals.items()}
+    return best
+
+
+def _distinct_frames(view, passes: int) -> float:
+    """Mean number of distinct frames converted per sample (the union of the index sets)."""
+    counts = []
+    for epoch in range(passes):
+        view.set_epoch(epoch)
+        for index in range(len(view)):
+            video = decode_sample(view.source, index)
+            counts.append(len(sampling.union(view.draw(index, video).frame_idx)[0]))
+    view.set_epoch(0)
+    return float(np.mean(counts))
+
+
+def run(args) -> None:
+    torch.set_num_threads(args.threads)
+    frame_counts = tuple(int(t) for t in args.frame_counts.split(","))
+    with tempfile.TemporaryDirectory(prefix="ffn-bench-data-") as tmp:
+        root = make_clips(args.dir or Path(tmp), args)
+        source = SSv2(root, "train")
+        train = args.mode == "train"
+        size = dict(train=train, frame_size=args.frame_size, resize_size=args.resize_size, seed=args.seed)
+        single_name = f"{args.num_frames}F"
+        multi_name = "+".join(str(t) for t in frame_counts) + "F"
+        views = {single_name: VideoClips(source, num_frames=args.num_frames, **size),
+                 multi_name: MultiFrameClips(source, frame_counts=frame_counts, **size)}
+
+        start = time.perf_counter()
+        for _ in range(args.passes):
+            for video_id, _ in source.samples:
+                decode_video(source.video_path(video_id))
+        decode_fps = args.passes * len(source) * args.num_video_frames / (time.perf_counter() - start)
+        per_sample, paired_ratio = _time_samples(views, args.passes)
+        stages = {name: _stage_times(view, args.passes) for name, view in views.items()}
+        distinct = {name: _distinct_frames(view, 2) for name, view in views.items()}
+
+    best_ratio = per_sample[multi_name] / per_sample[single_name]
+    print(f"\nData benchmark: {len(source)} clips {args.width}x{args.height}, {args.num_video_frames} frames, "
+          f"VP9 crf {args.crf}; {args.mode} mode, frame_size {args.frame_size}, resize_size {args.resize_size}; "
+          f"{args.threads} torch thread(s); best of {args.passes} passes")
+    print(f"decode only (all frames, no RGB): {decode_fps:8.0f} frames/s")
+    header = f"{'sample':>12} {'ms/sample':>10} {'samples/s':>10} {'decoded frames/s':>17} {'clip frames/s':>14} " \
+             f"{'frames converted':>17}"
+    print(header)
+    for name in views:
+        seconds = per_sample[name]
+        clip_frames = args.num_frames if name == single_name else sum(frame_counts)
+        print(f"{name:>12} {1000 * seconds:10.1f} {1 / seconds:10.1f} {args.num_video_frames / seconds:17.0f} "
+              f"{clip_frames / seconds:14.0f} {distinct[name]:17.1f}")
+    print("\nwhere the time goes (ms/sample, each step timed on its own):")
+    print(f"{'step':>26} " + " ".join(f"{name:>12}" for name in views))
+    for step in stages[single_name]:
+        print(f"{step:>26} " + " ".join(f"{1000 * stages[name][step]:12.2f}" for name in views))
+    verdict = "MET" if paired_ratio <= GOAL_RATIO else "NOT MET"
+    print(f"\ncost ratio {multi_name} / {single_name}: {paired_ratio:.3f} (median of paired samples; "
+          f"best passes give {best_ratio:.3f})")
+    print(f"goal: a {multi_name} sample costs at most {GOAL_RATIO}x a {single_name} sample: {verdict}")

@@ -1,0 +1,21 @@
+import argparse
+
+from ffnlib.bench import data
+
+
+def test_data_benchmark_writes_clips_reads_them_and_reports(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    data.add_arguments(parser)
+    args = parser.parse_args(["--dir", str(tmp_path), "--num-videos", "2", "--num-video-frames", "20",
+                              "--height", "48", "--width", "63", "--frame-size", "32", "--resize-size", "36",
+                              "--passes", "1"])
+    data.run(args)
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.glob("*.webm")) == ["100000.webm", "100001.webm"]
+    for text in ("decode only", "16F", "4+8+16F", "cost ratio 4+8+16F / 16F", "goal: a 4+8+16F sample costs at most 1.15x"):
+        assert text in out
+    assert "MET" in out.splitlines()[-1]
+    frames_converted = {line.split()[0]: float(line.split()[-1]) for line in out.splitlines()
+                        if line.strip().startswith(("16F", "4+8+16F"))}
+    assert frames_converted["16F"] == 16  # 20 frames, 16 segments of one frame: all distinct
+    assert 16 < frames_converted["4+8+16F"] <= 20
