@@ -1,0 +1,218 @@
+"""The training configuration: one flat dataclass, validated from notebook parameters or YAML.
+
+Defaults are the official SSv2 recipe (REFERENCE.md section 5) with TSM-ResNet50. Overrides are
+type-checked and unknown keys rejected, so a typo never silently trains something else. The resolved
+config is saved in the run folder (`config.yaml`) and in every checkpoint.
+
+Profiles (`configs/*.yaml`) hold a `train:` section with these fields; a plain YAML of these fields
+is accepted too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+RECIPES = ("vanilla", "ffn", "proportional", "mixed")
+LR_SCHEDULES = ("step", "cosine")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    recipe: str = "vanilla"  # vanilla (one T; separated training = vanilla at another T) | ffn | proportional | mixed
+    num_frames: int = 16  # T of the vanilla recipe
+    frame_counts: tuple = (4, 8, 16)  # T set of ffn, proportional and mixed
+    frame_probs: tuple = ()  # proportional: probability of each T in frame_counts (empty: uniform)
+    lam: float = 1.0  # ffn: weight of the KL distillation terms
+    # data
+    data_root: str = ""  # SSv2 annotation folder; "" = the built-in synthetic dataset
+    video_dir: str = ""  # SSv2 video folder; "" = data_root
+    builtin: dict = field(default_factory=dict)  # knobs for ffnlib.synthetic.prepare (built-in data only)
+    frame_size: int = 224  # side of the square crop fed to the network
+    resize_size: int = 256  # test: shorter side resized to this, then centre crop frame_size
+    num_workers: int = 8
+    # model
+    arch: str = "resnet50"  # backbone; the recipe picks the wrapper: tsm_<arch> or ffn_<arch>
+    model_kwargs: dict = field(default_factory=dict)  # extra create_model keyword arguments
+    pretrained: str = ""  # path to a torchvision-format ResNet state dict, "imagenet", or ""
+    dropout: float = 0.5
+    # optimisation
+    epochs: int = 50
+    steps_per_epoch: int = 0  # 0 = one pass over the training split
+    batch_size: int = 32  # global batch (split across DDP ranks)
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    fc_lr_mult: float = 5.0  # fc weight lr multiplier
+    fc_bias_lr_mult: float = 10.0  # fc bias lr multiplier (no decay)
+    lr_schedule: str = "step"  # step | cosine
+    lr_steps: tuple = (20, 40)  # step: epochs at which lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    warmup_steps: int = 0  # linear warm-up from 0 over this many steps
+    clip_grad_norm: float = 20.0  # 0 = off; works under AMP (gradients unscaled first)
+    # hardware
+    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
+    amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16 + GradScaler; off elsewhere) | off | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    threads: int = 0  # torch.set_num_threads on CPU; 0 = leave torch's default
+    deterministic: bool = False
+    seed: int = 0
+    # evaluation and checkpoints
+    eval_frame_counts: tuple = (4, 8, 16)  # validation at each epoch end, per T
+    val_max_videos: int = 0  # 0 = the whole validation split
+    save_every_steps: int = 0  # also write last.pt every N steps (0 = only at epoch ends)
+    keep_epoch_checkpoints: bool = False  # also keep epoch_N.pt
+
+    # ---------------------------------------------------------------- construction and checks
+    @classmethod
+    def fields(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        """Build from a dict: types checked, unknown keys rejected, `source` named in every error."""
+        known = cls.fields()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"{source}: unknown config key(s) {unknown}; known keys: {sorted(known)}")
+        hints = typing.get_type_hints(cls)
+        converted = {k: _coerce(k, v, hints[k], source) for k, v in values.items()}
+        config = cls(**converted)
+        config.check(source)
+        return config
+
+    @classmethod
+    def from_namespace(cls, namespace: dict, source: str = "notebook parameters") -> "TrainConfig":
+        """Build from the config fields defined in a notebook's namespace (e.g. `globals()`)."""
+        return cls.from_dict({k: namespace[k] for k in cls.fields() if k in namespace}, source)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> "TrainConfig":
+        """Read a config YAML or a profile's `train:` section, then apply `overrides`."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"{path}: cannot read a YAML config ({e})") from e
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+        if "train" in data and isinstance(data["train"], dict):
+            data = data["train"]
+        return cls.from_dict({**data, **(overrides or {})}, source=str(path))
+
+    def replace(self, **changes) -> "TrainConfig":
+        return type(self).from_dict({**self.to_dict(), **changes}, source="config override")
+
+    def to_dict(self) -> dict:
+        """Plain types only (tuples become lists), as stored in YAML and checkpoints."""
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def check(self, source: str = "config") -> None:
+        """Cross-field checks; raises ValueError naming the key and what was expected."""
+        def fail(key, expected):
+            raise ValueError(f"{source}: {key}={getattr(self, key)!r}: expected {expected}")
+
+        if self.recipe not in RECIPES:
+            fail("recipe", f"one of {RECIPES}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            fail("lr_schedule", f"one of {LR_SCHEDULES}")
+        if self.amp not in AMP_MODES:
+            fail("amp", f"one of {AMP_MODES}")
+        for key in ("num_frames", "frame_size", "resize_size", "epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                fail(key, "a positive integer")
+        if self.resize_size < self.frame_size:
+            fail("resize_size", f">= frame_size ({self.frame_size})")
+        if not self.frame_counts or any(t < 1 for t in self.frame_counts):
+            fail("frame_counts", "a non-empty tuple of positive frame counts")
+        if len(set(self.frame_counts)) != len(self.frame_counts):
+            fail("frame_counts", "distinct frame counts")
+        if self.recipe == "ffn" and len(self.frame_counts) < 2:
+            fail("frame_counts", "at least two frame counts for the ffn recipe")
+        if self.frame_probs:
+            if len(self.frame_probs) != len(self.frame_counts):
+                fail("frame_probs", f"one probability per frame count {self.frame_counts}")
+            if any(p < 0 for p in self.frame_probs) or abs(sum(self.frame_probs) - 1) > 1e-6:
+                fail("frame_probs", "non-negative probabilities summing to 1")
+        if not self.eval_frame_counts or any(t < 1 for t in self.eval_frame_counts):
+            fail("eval_frame_counts", "a non-empty tuple of positive frame counts")
+        for key in ("lr", "lam", "clip_grad_norm", "weight_decay", "momentum", "dropout"):
+            if getattr(self, key) < 0:
+                fail(key, "a non-negative number")
+        if not 0 <= self.dropout < 1:
+            fail("dropout", "a probability in [0, 1)")
+        for key in ("steps_per_epoch", "warmup_steps", "num_workers", "threads", "val_max_videos",
+                    "save_every_steps"):
+            if getattr(self, key) < 0:
+                fail(key, "a non-negative integer")
+
+    # ---------------------------------------------------------------- derived values
+    @property
+    def model_name(self) -> str:
+        """The create_model name: the recipe picks the wrapper, `arch` the backbone."""
+        return f"{'ffn' if self.recipe == 'ffn' else 'tsm'}_{self.arch}"
+
+    @property
+    def train_frame_counts(self) -> tuple:
+        """The frame counts the model sees in training."""
+        return (self.num_frames,) if self.recipe == "vanilla" else tuple(self.frame_counts)
+
+    @property
+    def table_name(self) -> str:
+        """The model's name in the TFD table: vanilla at its highest T, st at another T, else the recipe."""
+        if self.recipe == "vanilla":
+            return "vanilla" if self.num_frames == 16 else "st"
+        return self.recipe
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _coerce(key: str, value, hint, source: str):
+    """`value` checked against the field's type; lists become tuples, ints may stand for floats."""
+    origin = typing.get_origin(hint) or hint
+
+    def fail():
+        raise ValueError(f"{source}: {key}={value!r}: expected {getattr(origin, '__name__', hint)}")
+
+    if origin is bool:
+        if not isinstance(value, bool):
+            fail()
+        return value
+    if origin is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail()
+        return value
+    if origin is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail()
+        return float(value)
+    if origin is str:
+        if not isinstance(value, (str, Path)):
+            fail()
+        return str(value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            fail()
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{source}: {key}={value!r}: expected a list of numbers")
+        return tuple(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            fail()
+        return dict(value)
+    raise TypeError(f"unsupported config field type {hint} for {key}")

@@ -1,0 +1,160 @@
+"""Evaluation at any frame count: 1 clip x 1 centre crop, the protocol of the paper's tables.
+
+`evaluate` returns a long table (one row per evaluated T) and per-class accuracy. An FFN model picks
+its nearest branch by itself (its single-clip forward), so one function serves every model.
+`recalibrate_bn` re-estimates BatchNorm statistics at another T (how much of TFD is BN statistics).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ffnlib.datasets import VideoClips
+
+from .distributed import World, all_reduce_sum
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ["model", "train_frames", "eval_frames", "top1", "top5", "n"]
+
+
+@dataclass
+class Evaluation:
+    """`table`: model, train_frames, eval_frames, top1, top5 (percent), n. `per_class`: eval_frames,
+    label, class_name, top1 (percent), n."""
+
+    table: pd.DataFrame
+    per_class: pd.DataFrame
+
+
+def _loader(dataset, batch_size: int, num_workers: int, indices=None):
+    if indices is not None:
+        dataset = torch.utils.data.Subset(dataset, list(indices))
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        generator=torch.Generator(),  # keeps the global RNG (dropout) untouched
+        persistent_workers=False, pin_memory=False)
+
+
+def shuffle_time(clip: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """`clip` (B, C, T, H, W) with the frames of each clip put in a random order."""
+    b, _, t = clip.shape[:3]
+    order = torch.stack([torch.randperm(t, generator=generator) for _ in range(b)])  # (B, T)
+    index = order[:, None, :, None, None].expand_as(clip)
+    return torch.gather(clip, 2, index)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    source,
+    frame_counts: Sequence[int],
+    *,
+    frame_size: int,
+    resize_size: int,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    max_videos: int = 0,
+    shuffle_frames: bool = False,
+    model_name: str = "",
+    train_frames: str = "",
+    autocast_dtype: torch.dtype | None = None,
+    world: World = World(),
+    progress: bool = True,
+) -> Evaluation:
+    """Top-1/top-5 of `model` on `source` (an SSv2 split) at each T in `frame_counts`.
+
+    Test sampling (segment centres) and the test crop. `max_videos` > 0 keeps the first that many
+    videos. `shuffle_frames` puts each clip's frames in a random (seeded) order: a model that uses
+    temporal order falls towards chance. Under DDP each rank evaluates its share and counts are
+    summed, so every rank returns the same result.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    num_videos = len(source) if max_videos <= 0 else min(max_videos, len(source))
+    shard = range(world.rank, num_videos, world.world_size)
+    num_classes = len(source.classes)
+    rows, per_class_rows = [], []
+    try:
+        for num_frames in frame_counts:
+            dataset = VideoClips(source, num_frames=num_frames, train=False, frame_size=frame_size,
+                                 resize_size=resize_size)
+            generator = torch.Generator().manual_seed(int(num_frames))
+            # per class: [videos, top-1 correct, top-5 correct]
+            counts = torch.zeros(num_classes, 3, dtype=torch.float64)
+            batches = _loader(dataset, batch_size, num_workers, shard)
+            for clip, label in tqdm(batches, desc=f"eval {num_frames}F", leave=False,
+                                    disable=not (progress and world.is_main)):
+                if shuffle_frames:
+                    clip = shuffle_time(clip, generator)
+                clip = clip.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    logits = model(clip)  # (B, classes)
+                top5 = logits.float().topk(min(5, num_classes), dim=1).indices.cpu()  # (B, 5)
+                hit1 = (top5[:, 0] == label).double()
+                hit5 = (top5 == label[:, None]).any(dim=1).double()
+                counts.index_add_(0, label, torch.stack([torch.ones_like(hit1), hit1, hit5], dim=1))
+            all_reduce_sum(counts, world)
+            n, c1, c5 = counts.sum(dim=0).tolist()
+            rows.append({"model": model_name, "train_frames": train_frames, "eval_frames": int(num_frames),
+                         "top1": 100.0 * c1 / max(n, 1), "top5": 100.0 * c5 / max(n, 1), "n": int(n)})
+            for label in range(num_classes):
+                n_c, c1_c, _ = counts[label].tolist()
+                per_class_rows.append({"eval_frames": int(num_frames), "label": label,
+                                       "class_name": source.classes[label],
+                                       "top1": 100.0 * c1_c / n_c if n_c else float("nan"), "n": int(n_c)})
+    finally:
+        model.train(was_training)
+    return Evaluation(pd.DataFrame(rows, columns=TABLE_COLUMNS), pd.DataFrame(per_class_rows))
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    model: nn.Module,
+    source,
+    num_frames: int,
+    *,
+    frame_size: int,
+    resize_size: int,
+    num_batches: int = 50,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> nn.Module:
+    """Re-estimate every BatchNorm's running statistics on `num_frames`-frame clips of `source`.
+
+    Statistics are reset and recomputed as a plain average over `num_batches` batches of training
+    clips (train sampling and crop) at the new T; weights are untouched. For an FFN only the branch
+    the clips route to is updated. The model is returned in eval mode.
+    """
+    device = torch.device(device)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts the same
+    dataset = VideoClips(source, num_frames=num_frames, train=True, frame_size=frame_size,
+                         resize_size=resize_size, seed=seed)
+    order = np.random.default_rng(seed).permutation(len(dataset))[: num_batches * batch_size]
+    model.train()
+    try:
+        for clip, _ in _loader(dataset, batch_size, num_workers, order):
+            model(clip.to(device))
+    finally:
+        for m, momentum, state in zip(norms, momenta, saved):
+            m.momentum = momentum
+            if int(m.num_batches_tracked) == 0:  # not on this T's path (another FFN branch): keep it
+                m.load_state_dict(state)
+        model.eval()
+    return model

@@ -1,0 +1,56 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ffnlib.train import RunFolder, TrainConfig, read_metrics
+from ffnlib.train.distributed import World
+from ffnlib.train.loop import epoch_batches
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+
+
+def torchrun(*args, timeout=180):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           "--standalone", *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_ranks_split_each_global_batch_without_overlap():
+    config = TrainConfig(batch_size=6, seed=3)
+    whole = epoch_batches(config, 20, epoch=1, steps=5, world=World())
+    halves = [epoch_batches(config, 20, epoch=1, steps=5, world=World(rank, 2)) for rank in range(2)]
+    for b in range(5):
+        assert sorted(halves[0][b] + halves[1][b]) == sorted(whole[b])
+
+
+def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path):
+    sys.path.insert(0, str(WORKER.parent))
+    import ddp_worker
+
+    single = ddp_worker.run(World())
+    done = torchrun(WORKER, tmp_path / "ddp.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    ddp = json.loads((tmp_path / "ddp.json").read_text())
+    assert ddp["losses"][0] == pytest.approx(single["losses"][0], rel=1e-5)  # the first-step loss
+    assert ddp["losses"][1] == pytest.approx(single["losses"][1], rel=1e-5)  # after one averaged update
+    assert ddp["fc_weight_sum"] == pytest.approx(single["fc_weight_sum"], rel=1e-4, abs=1e-6)
+
+
+def test_the_command_line_trains_under_torchrun_and_only_rank_0_writes(tiny_root, tmp_path):
+    config = TrainConfig.from_dict(dict(
+        data_root=str(tiny_root), recipe="ffn", arch="small", frame_size=32, resize_size=36, num_workers=0,
+        epochs=1, batch_size=4, steps_per_epoch=2, frame_counts=[4, 8], eval_frame_counts=[4, 8],
+        val_max_videos=8, threads=1))
+    path = tmp_path / "c.yaml"
+    path.write_text(config.to_yaml())
+    run = RunFolder(tmp_path / "run")
+    done = torchrun("-m", "ffnlib.train", "--config", path, "--run-dir", run.root, "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (line,) = read_metrics(run.root)
+    assert line["step"] == 2 and line["train_top1"] >= 0
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["best.pt", "final.pt", "last.pt"]
