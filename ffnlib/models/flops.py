@@ -4,8 +4,8 @@ The unit is multiply-accumulates (MACs) of the convolutions and the fc, the conv
 "GFLOPs" of ResNet papers and of FFN (TSM-R50 at 224: 4.1 G per frame, so 16.4 / 32.7 / 65.4 G per
 clip at 4 / 8 / 16 frames). BatchNorm, ReLU, pooling, the shift and the residual additions are not
 counted. `torch.utils.flop_counter` counts 2 FLOPs per multiply-add; the figures here are half that.
-FFN's adaconv, a depthwise 1x1 conv computed as a per-channel scale, is counted as the conv it is
-(C*H*W per frame and block: +0.14% for ResNet-50).
+FFN's adaconv is counted as the depthwise 1x1 conv of the paper (C*H*W per frame and block: +0.14%
+for ResNet-50), although the code folds it into conv1's weight, where it costs next to nothing.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .resnet import AdaConv
+from .resnet import Bottleneck
 
 
 def meta_copy(model: nn.Module) -> nn.Module:
@@ -53,9 +53,9 @@ def flops(model_or_name: nn.Module | str, num_frames: int | Sequence[int], frame
 
     x = clip(num_frames) if isinstance(num_frames, int) else [clip(t) for t in num_frames]
     adaconv_macs = []
-    for module in model.modules():
-        if isinstance(module, AdaConv):  # one multiply-add per output element, as the conv
-            module.register_forward_hook(lambda _m, _i, out: adaconv_macs.append(out.numel()))
+    for block in model.modules():
+        if isinstance(block, Bottleneck) and block.adaconv is not None:  # C*H*W per frame: the block input
+            block.register_forward_hook(lambda _m, inputs, _out: adaconv_macs.append(inputs[0].numel()))
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(x)

@@ -10,7 +10,8 @@ from .flops import meta_copy
 from .resnet import BranchNorm, ResNetTSMBase
 
 
-def stage_shapes(model: ResNetTSMBase, num_frames: int, frame_size: int, batch_size: int = 1) -> list[tuple[str, tuple]]:
+def stage_shapes(model: ResNetTSMBase, num_frames: int, frame_size: int,
+                 batch_size: int = 1) -> list[tuple[str, tuple]]:
     """(stage, output shape) from the input clip to the logits, run on a meta copy (free at any size).
 
     Between the input (B, C, T, H, W) and the logits (B, classes), frames are stacked: (B*T, C, H, W).

@@ -74,7 +74,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a flat state dict of tensors (torchvision format), got "
-                         f"{type(state).__name__} with keys {list(state)[:5] if isinstance(state, Mapping) else '-'}")
+                         f"{type(state).__name__}" + (f" with keys {list(state)[:5]}" if isinstance(state, Mapping) else ""))
     return dict(state)
 
 
