@@ -45,44 +45,58 @@ def _step(model, clips, target) -> None:
     loss.backward()
 
 
-def run(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    counts = sorted(args.frame_counts)
-    vanilla = create_model(f"tsm_{args.arch}", args.num_classes).to(device).train()
-    ffn = create_model(f"ffn_{args.arch}", args.num_classes, frame_counts=counts).to(device).train()
-    b, s = args.batch_size, args.frame_size
+def step_times(arch: str = "small", batch_size: int = 8, frame_size: int = 32, num_classes: int = 174,
+               frame_counts=(4, 8, 16), steps: int = 10, warmup: int = 2, device: str = "cpu",
+               seed: int = 0) -> dict:
+    """Median seconds of one vanilla step (tsm_<arch>, the largest count) and one FFN step (ffn_<arch>,
+    every count), by wall clock and by process CPU time, on random clips (B, 3, T, S, S).
+
+    Returns {"wall": {"vanilla": s, "ffn": s}, "cpu": {...}, "macs": {...forward MACs per video},
+    "parameters": {...}}.
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    counts = sorted(frame_counts)
+    vanilla = create_model(f"tsm_{arch}", num_classes).to(device).train()
+    ffn = create_model(f"ffn_{arch}", num_classes, frame_counts=counts).to(device).train()
 
     def clip(t):
-        return torch.randn(b, 3, t, s, s, device=device)  # (B, C, T, H, W)
+        return torch.randn(batch_size, 3, t, frame_size, frame_size, device=device)  # (B, C, T, H, W)
 
-    target = torch.randint(args.num_classes, (b,), device=device)
+    target = torch.randint(num_classes, (batch_size,), device=device)
     runs = {"vanilla": (vanilla, [clip(counts[-1])]), "ffn": (ffn, [clip(t) for t in counts])}
     wall: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
-    for i in range(args.warmup + args.steps):
-        for name, (model, clips) in runs.items():
+    for i in range(warmup + steps):
+        for name, (model, clips) in runs.items():  # alternate, so that outside load hits both
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start, start_cpu = time.perf_counter(), time.process_time()
             _step(model, clips, target)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            if i >= args.warmup:
+            if i >= warmup:
                 wall[name].append(time.perf_counter() - start)
                 cpu[name].append(time.process_time() - start_cpu)
+    return {"wall": {name: statistics.median(t) for name, t in wall.items()},
+            "cpu": {name: statistics.median(t) for name, t in cpu.items()},
+            "macs": {"vanilla": flops(vanilla, counts[-1], frame_size), "ffn": flops(ffn, counts, frame_size)},
+            "parameters": {"vanilla": num_parameters(vanilla), "ffn": num_parameters(ffn)}}
 
-    med = {clock: {name: statistics.median(t) for name, t in times.items()}
-           for clock, times in (("wall", wall), ("cpu", cpu))}
-    macs = {"vanilla": flops(vanilla, counts[-1], s), "ffn": flops(ffn, counts, s)}
-    print(f"arch {args.arch}: tsm {num_parameters(vanilla):,} / ffn {num_parameters(ffn):,} parameters; "
-          f"batch {b} x {s}x{s} frames; {torch.get_num_threads()} threads on {device}; median of {args.steps}")
+
+def run(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    counts = sorted(args.frame_counts)
+    b, s = args.batch_size, args.frame_size
+    res = step_times(args.arch, b, s, args.num_classes, counts, args.steps, args.warmup, args.device)
+    med, macs, params = {k: res[k] for k in ("wall", "cpu")}, res["macs"], res["parameters"]
+    print(f"arch {args.arch}: tsm {params['vanilla']:,} / ffn {params['ffn']:,} parameters; "
+          f"batch {b} x {s}x{s} frames; {torch.get_num_threads()} threads on {args.device}; median of {args.steps}")
     labels = {"vanilla": f"vanilla {counts[-1]}F step", "ffn": f"FFN {'+'.join(map(str, counts))} step"}
     for name, label in labels.items():
         print(f"  {label:20s} wall {1e3 * med['wall'][name]:8.1f} ms   cpu {1e3 * med['cpu'][name]:8.1f} ms   "
-              f"(forward {macs[name] / 1e9 * b:.3f} GMACs)")
+              f"(forward {macs[name] / 1e9 * b:.3f} GMACs a batch)")
     print(f"ratio FFN / vanilla: wall {med['wall']['ffn'] / med['wall']['vanilla']:.2f}, "
           f"cpu {med['cpu']['ffn'] / med['cpu']['vanilla']:.2f}  (floor {sum(counts) / counts[-1]:.2f} = "
           f"{sum(counts)}/{counts[-1]} frames; forward MACs ratio {macs['ffn'] / macs['vanilla']:.3f})")
