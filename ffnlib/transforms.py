@@ -144,6 +144,15 @@ def normalize(frames: torch.Tensor, mean: Sequence[float] = MEAN, std: Sequence[
     return frames.float().mul_(scale.view(1, -1, 1, 1)).sub_(shift.view(1, -1, 1, 1))  # (T, C, H, W)
 
 
+def denormalize(clip: torch.Tensor, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> np.ndarray:
+    """A normalised clip (C, T, H, W) float32 back to displayable frames (T, H, W, 3) uint8 RGB."""
+    if clip.ndim != 4 or clip.shape[0] != len(mean):
+        raise ValueError(f"expected a clip (C, T, H, W) with C = {len(mean)}, got {tuple(clip.shape)}")
+    scale, shift = (v.view(-1, 1, 1, 1) for v in _scale_shift(mean, std))  # (C, 1, 1, 1) each
+    values = ((clip.detach().float().cpu() + shift) / scale).round().clamp(0, 255)  # (C, T, H, W)
+    return values.to(torch.uint8).permute(1, 2, 3, 0).numpy()  # (T, H, W, C)
+
+
 def train_crop_resize(frames: torch.Tensor, box: Crop, frame_size: int) -> torch.Tensor:
     """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) uint8: `box` on every frame, then resize."""
     _check_frames(frames)

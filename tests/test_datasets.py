@@ -14,6 +14,7 @@ from ffnlib.datasets import (
     SSv2,
     VideoClips,
     describe_videos,
+    open_dataset,
 )
 from ffnlib.sampling import test_indices
 from ffnlib.transforms import MEAN, STD
@@ -67,6 +68,8 @@ def test_labels_and_samples_from_the_fixtures(root):
     assert SSv2(root, "test").samples == [("1420", -1), ("50", -1)]
     assert ds.video_path("78687") == root / "78687.webm"
     assert SSv2(root, "train", video_dir="/videos").video_path("78687") == Path("/videos/78687.webm")
+    opened = open_dataset(str(root), "validation", "")
+    assert opened.samples == [("74225", 1), ("116154", 3)] and opened.video_dir == root
 
 
 def _broken_root(tmp_path, labels=None, train=None):

@@ -8,6 +8,7 @@ from ffnlib.transforms import (
     ClipTransform,
     Crop,
     centre_crop_box,
+    denormalize as to_frames,
     crop_size_pairs,
     fixed_offsets,
     normalize,
@@ -155,6 +156,8 @@ def test_to_clips_gathers_moves_channels_first_and_normalises():
         assert clip.is_contiguous() and clip.dtype == torch.float32
         torch.testing.assert_close(clip, normalize(frames[torch.from_numpy(p)]).permute(1, 0, 2, 3))
     torch.testing.assert_close(denormalize(clips[0].permute(1, 0, 2, 3))[:, 2, 0, 0], torch.tensor([4.0, 0.0]))
+    # and back to displayable frames (T, H, W, 3), exactly
+    np.testing.assert_array_equal(to_frames(clips[1]), frames[[1, 1, 3]].permute(0, 2, 3, 1).numpy())
 
 
 def test_resize_of_a_constant_image_stays_constant():
