@@ -202,16 +202,16 @@ class SSv2:
         return problems
 
 
-def open_dataset(data_root: str | Path = "", split: str = "train", video_dir: str | Path = "", *,
-                 seed: int = 0, **builtin_knobs) -> SSv2:
+def open_dataset(data_root: str | Path = "", split: str = "train", video_dir: str | Path = "",
+                 builtin: dict | None = None) -> SSv2:
     """The split of the SSv2-layout dataset at `data_root`, or, when `data_root` is empty, of the
-    built-in synthetic data, written on first use by `ffnlib.synthetic.prepare(seed=seed, **builtin_knobs)`.
-    An empty `video_dir` means the videos sit next to the JSON files. (The notebooks' convention.)"""
+    built-in synthetic data, written on first use by `ffnlib.synthetic.prepare(**builtin)` (as the
+    trainer does with its `builtin` knobs). An empty `video_dir` means videos next to the JSON files."""
     if data_root:
         return SSv2(data_root, split, video_dir=video_dir or None)
     from ffnlib import synthetic
 
-    return SSv2(synthetic.prepare(seed=seed, **builtin_knobs), split, video_dir=video_dir or None)
+    return SSv2(synthetic.prepare(**(builtin or {})), split, video_dir=video_dir or None)
 
 
 def decode_sample(source, index: int) -> DecodedVideo:
