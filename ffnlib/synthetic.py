@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the pixels produced for given knobs and seed change: it is part of the cache folder name
 # and of the manifest, so a cached dataset from older code is never taken for the current one.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 FPS = 12
 MANIFEST = "builtin-manifest.json"
@@ -68,12 +68,20 @@ _SPLIT_CODE = {"train": 0, "validation": 1, "test": 2}
 class MotionClass:
     """One class: an SSv2-style template (placeholder in brackets) and the motion that realises it.
 
-    `kind` is "translate" (every dot moves along `direction`, (dy, dx) in image coordinates, y down).
+    `kind`:
+      "translate": every dot moves along `direction` ((dy, dx), unit length, image axes: y down);
+      "radial":    dots move away from (`sign` +1) or towards (-1) a centre, each reborn at the other
+                   end of its path when it leaves the disc of radius `disc` * video_size around it;
+      "rotate":    the dots of a disc turn about its centre, clockwise on screen (`sign` +1) or
+                   counterclockwise (-1).
+    Every pair of opposite classes is the same set of frames played in the other order, so no
+    single frame tells them apart.
     """
 
     template: str
     kind: str
     direction: tuple[float, float] = (0.0, 0.0)
+    sign: int = 1
 
     @property
     def text(self) -> str:
@@ -82,8 +90,8 @@ class MotionClass:
 
 
 _D = 1.0 / np.sqrt(2.0)
-# Ordered so that the first 4 are the axis directions and the first 8 add the diagonals;
-# `num_classes` takes the first classes of this list.
+# Ordered so that the first 4 are the axis directions, the first 8 add the diagonals, then come
+# the pairs of radial and rotating motions; `num_classes` takes the first classes of this list.
 CATALOGUE: tuple[MotionClass, ...] = (
     MotionClass("Moving [something] to the left", "translate", (0.0, -1.0)),
     MotionClass("Moving [something] to the right", "translate", (0.0, 1.0)),
@@ -93,6 +101,10 @@ CATALOGUE: tuple[MotionClass, ...] = (
     MotionClass("Moving [something] up and to the right", "translate", (-_D, _D)),
     MotionClass("Moving [something] down and to the left", "translate", (_D, -_D)),
     MotionClass("Moving [something] down and to the right", "translate", (_D, _D)),
+    MotionClass("Moving [something] away from each other", "radial", sign=1),
+    MotionClass("Moving [something] closer to each other", "radial", sign=-1),
+    MotionClass("Turning [something] clockwise", "rotate", sign=1),
+    MotionClass("Turning [something] counterclockwise", "rotate", sign=-1),
 )
 
 
@@ -118,6 +130,8 @@ class Design:
     num_dots: tuple[int, int] = (6, 10)  # dots that carry the class motion
     dot_sigma: tuple[float, float] = (0.8, 1.2)  # Gaussian radius of a dot
     travel: tuple[float, float] = (14.0, 18.0)  # distance every dot travels over the whole video
+    num_distractors: tuple[int, int] = (0, 0)  # extra dots, each moving its own random way
+    disc: float = 0.45  # radial and rotating clouds live in a disc of radius disc * video_size
     colour: str = "white"  # "white", or "random": one random bright hue per video
     background: str = "black"  # "black", or "random": one random dark flat colour per video
 
@@ -133,12 +147,14 @@ class Design:
             fail(f"video_size must be even and >= 8, got {self.video_size}")
         if not 2 <= self.min_frames <= self.max_frames:
             fail(f"need 2 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}")
-        for name in ("num_dots", "dot_sigma", "travel"):
+        for name in ("num_dots", "dot_sigma", "travel", "num_distractors"):
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
                 fail(f"{name} must be a range (low, high) with 0 <= low <= high, got {(lo, hi)}")
         if self.num_dots[0] < 1:
             fail("num_dots must be at least 1")
+        if not 0.1 <= self.disc <= 0.5:
+            fail(f"disc must be in [0.1, 0.5] (a fraction of video_size), got {self.disc}")
         if self.colour not in ("white", "random"):
             fail(f"colour must be 'white' or 'random', got {self.colour!r}")
         if self.background not in ("black", "random"):
@@ -221,13 +237,43 @@ def render_clip(label: int, rng: np.random.Generator, design: Design | None = No
         background = np.zeros(3)
 
     t = np.linspace(0.0, 1.0, num_video_frames)  # (T,) normalised time
-    start = rng.uniform(0, size, size=(num_dots, 2))  # (D, 2) as (y, x)
-    if cls.kind == "translate":
-        step = travel * np.asarray(cls.direction)  # (2,)
-        pos = start[None] + t[:, None, None] * step[None, None]  # (T, D, 2)
-    else:  # pragma: no cover - guarded by CATALOGUE
-        raise ValueError(f"unknown motion kind {cls.kind!r}")
+    pos = _motion(cls, t, travel, num_dots, size, design.disc, rng)  # (T, D, 2)
+    num_distractors = int(rng.integers(design.num_distractors[0], design.num_distractors[1] + 1))
+    if num_distractors:
+        angle = rng.uniform(0, 2 * np.pi, size=num_distractors)
+        step = rng.uniform(*design.travel, size=(num_distractors, 1)) * np.stack([np.sin(angle), np.cos(angle)], 1)
+        start = rng.uniform(0, size, size=(num_distractors, 2))  # (K, 2)
+        distract = start[None] + t[:, None, None] * step[None]  # (T, K, 2)
+        pos = np.concatenate([pos, distract], axis=1)  # (T, D + K, 2)
+        sigma = np.concatenate([sigma, rng.uniform(*design.dot_sigma, size=num_distractors)])
     return _render_dots(pos, sigma, colour, background, size)
+
+
+def _motion(cls: MotionClass, t: np.ndarray, travel: float, num_dots: int, size: int, disc: float,
+            rng: np.random.Generator) -> np.ndarray:
+    """Dot positions (T, D, 2) as (y, x) pixels (not yet wrapped) for normalised times `t` (T,)."""
+    if cls.kind == "translate":
+        start = rng.uniform(0, size, size=(num_dots, 2))  # (D, 2)
+        step = travel * np.asarray(cls.direction)  # (2,)
+        return start[None] + t[:, None, None] * step[None, None]  # (T, D, 2)
+    centre = rng.uniform(0, size, size=2)  # (2,)
+    radius_max = disc * size
+    angle = rng.uniform(0, 2 * np.pi, size=num_dots)  # (D,)
+    if cls.kind == "radial":
+        # Constant radial speed; a dot leaving the disc (or reaching the centre) is reborn at the
+        # other end, so the radii stay uniform over [0, radius_max) in every frame.
+        radius = np.mod(rng.uniform(0, radius_max, size=num_dots)[None] + cls.sign * travel * t[:, None],
+                        radius_max)  # (T, D)
+        angle = np.broadcast_to(angle, radius.shape)
+    elif cls.kind == "rotate":
+        # Rigid rotation; the angle is chosen so that a dot at mean radius travels `travel` pixels.
+        # Radii drawn with density ~ r (uniform over the disc), away from the very centre.
+        radius = radius_max * np.sqrt(rng.uniform(0.04, 1.0, size=num_dots))[None]  # (1, D)
+        turn = travel / (radius_max * 2 / 3)  # mean radius of a uniform disc
+        angle = angle[None] + cls.sign * turn * t[:, None]  # (T, D); y down: +angle is clockwise on screen
+    else:
+        raise ValueError(f"unknown motion kind {cls.kind!r}")
+    return centre + radius[..., None] * np.stack([np.sin(angle), np.cos(angle)], axis=-1)  # (T, D, 2)
 
 
 def _clip_rng(seed: int, split: str, index: int) -> np.random.Generator:

@@ -11,7 +11,7 @@ TINY = dict(num_train=6, num_val=4, num_test=2, min_frames=10, max_frames=14, vi
 
 
 def test_same_seed_same_pixels_other_seed_other_pixels():
-    design = Design.from_knobs(**TINY)
+    design = Design.from_knobs(**TINY, num_distractors=(1, 2), colour="random", background="random")
     a, la = make_clip("train", 3, seed=5, design=design)
     b, lb = make_clip("train", 3, seed=5, design=design)
     c, _ = make_clip("train", 3, seed=6, design=design)
@@ -20,7 +20,7 @@ def test_same_seed_same_pixels_other_seed_other_pixels():
     assert a.shape[0] != c.shape[0] or not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("num_classes", [1, 4, 8])
+@pytest.mark.parametrize("num_classes", [1, 4, 8, len(synthetic.CATALOGUE)])
 def test_render_layout_and_ranges(num_classes):
     design = Design.from_knobs(**{**TINY, "num_classes": num_classes})
     rng = np.random.default_rng(0)
@@ -51,9 +51,27 @@ def test_translation_classes_move_the_way_their_name_says():
     design = Design.from_knobs(num_classes=8, video_size=32, min_frames=16, max_frames=16, travel=(30.0, 30.0))
     rng = np.random.default_rng(1)
     for label, cls in enumerate(design.classes):
+        assert cls.kind == "translate"
         dy, dx = _centroid_shift(render_clip(label, rng, design))
         want_y, want_x = np.sign(cls.direction)
         assert np.sign(np.round(dy)) == want_y and np.sign(np.round(dx)) == want_x, (cls.text, dy, dx)
+
+
+@pytest.mark.parametrize("kind", ["radial", "rotate"])
+def test_radial_and_rotating_classes_move_the_way_their_name_says(kind):
+    t = np.linspace(0, 1, 20)
+    for cls in [c for c in synthetic.CATALOGUE if c.kind == kind]:
+        pos = synthetic._motion(cls, t, 16.0, 8, 32, 0.45, np.random.default_rng(0))  # (T, D, 2)
+        centre = np.random.default_rng(0).uniform(0, 32, size=2)  # the first draw of _motion
+        rel = pos - centre
+        if kind == "radial":
+            step = np.diff(np.hypot(rel[..., 0], rel[..., 1]), axis=0)  # (T-1, D)
+            step = step[np.abs(step) < 5]  # leave out the rebirths at the other end of the disc
+        else:
+            angle = np.unwrap(np.arctan2(rel[..., 0], rel[..., 1]), axis=0)  # y down: + is clockwise
+            step = np.diff(angle, axis=0)
+        assert step.size and np.all(np.sign(step) == cls.sign), cls.text
+    assert "clockwise" in synthetic.CATALOGUE[10].text and synthetic.CATALOGUE[10].sign == 1
 
 
 def test_no_single_frame_tells_the_class():
@@ -154,3 +172,16 @@ def test_parallel_writing_gives_the_same_files(tmp_path):
         n = synthetic.Design.from_knobs(**TINY).max_frames
         fa = read_frames(p, range(min(n, 10)))
         np.testing.assert_array_equal(fa, read_frames(b / p.name, range(min(n, 10))))
+
+
+def test_ssv2_reader_reads_the_written_dataset_back(tmp_path):
+    datasets = pytest.importorskip("ffnlib.datasets")
+    root = prepare(tmp_path / "ds", seed=4, num_workers=1, **TINY)
+    design = Design.from_knobs(**TINY)
+    for split in ("train", "validation"):
+        ds = datasets.SSv2(root, split)
+        assert ds.classes == [cls.text for cls in design.classes]
+        assert [label for _, label in ds.samples] == synthetic.split_labels(split, 4, design).tolist()
+        assert [vid for vid, _ in ds.samples] == [synthetic.video_id(split, i, design) for i in range(len(ds))]
+        assert ds.check_files() == []
+    assert [label for _, label in datasets.SSv2(root, "test").samples] == [-1] * TINY["num_test"]
