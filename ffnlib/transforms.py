@@ -37,7 +37,6 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 SCALES = (1.0, 0.875, 0.75, 0.66)
 MAX_DISTORT = 1
-NUM_FIXED_OFFSETS = 13
 
 
 @dataclass(frozen=True)
@@ -194,9 +193,9 @@ def to_clips(
 ) -> list[torch.Tensor]:
     """Clips gathered from transformed frames: (U, C, S, S) uint8 -> [(C, T_i, S, S) float32, ...].
 
-    Clip i is `frames[positions[i]]` with channels moved first and normalised. The gather runs on
-    uint8, and each output frame is converted into its place and normalised while it is in cache:
-    several times cheaper than normalising all frames first and then transposing floats.
+    Clip i is `frames[positions[i]]` with channels moved first and normalised. Each output frame is
+    converted straight into its place and normalised while it is in cache: several times cheaper
+    than normalising all frames first and then transposing floats.
     """
     _check_frames(frames)
     num_channels, height, width = frames.shape[1:]
@@ -205,12 +204,11 @@ def to_clips(
     scale, shift = (v.view(-1, 1, 1) for v in _scale_shift(mean, std))  # (C, 1, 1) each
     clips = []
     for p in positions:
-        index = torch.as_tensor(np.asarray(p, dtype=np.int64))
-        selected = frames.index_select(0, index)  # (T_i, C, S, S) uint8, contiguous
-        clip = torch.empty((num_channels, len(index), height, width), dtype=torch.float32)  # (C, T_i, S, S)
-        for t in range(len(index)):  # frame by frame, so that the normalisation works in cache
+        frame_positions = [int(i) for i in p]
+        clip = torch.empty((num_channels, len(frame_positions), height, width), dtype=torch.float32)  # (C, T_i, S, S)
+        for t, i in enumerate(frame_positions):  # frame by frame, so that the normalisation works in cache
             step = clip[:, t]  # (C, S, S) view
-            step.copy_(selected[t])
+            step.copy_(frames[i])  # converts to float and moves channels first in one pass
             step.mul_(scale).sub_(shift)
         clips.append(clip)
     return clips
