@@ -209,6 +209,18 @@ def test_randomness_depends_on_seed_epoch_and_index_only(root):
     assert any(other_seed.draw(i).frame_idx[2].tolist() != view.draw(i).frame_idx[2].tolist() for i in range(4))
 
 
+def test_samples_do_not_depend_on_the_number_of_loader_workers(root):
+    view = small_view(MultiFrameClips, root, train=True, seed=1)
+    view.set_epoch(2)
+    batches = {}
+    for workers in (0, 2):
+        loader = torch.utils.data.DataLoader(view, batch_size=2, num_workers=workers)
+        batches[workers] = [b for b in loader]
+    for a, b in zip(batches[0], batches[2]):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert batches[0][0][2].shape == (2, 3, 16, 16, 16)  # (B, C, T, S, S) for the 16-frame clip
+
+
 def test_test_mode_is_deterministic(root):
     a = small_view(MultiFrameClips, root, train=False, seed=0)
     b = small_view(MultiFrameClips, root, train=False, seed=9)
