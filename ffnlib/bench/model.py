@@ -47,13 +47,24 @@ def _step(model, clips, target) -> None:
 
 def step_times(arch: str = "small", batch_size: int = 8, frame_size: int = 32, num_classes: int = 174,
                frame_counts=(4, 8, 16), steps: int = 10, warmup: int = 2, device: str = "cpu",
-               seed: int = 0) -> dict:
+               seed: int = 0, threads: int | None = None) -> dict:
     """Median seconds of one vanilla step (tsm_<arch>, the largest count) and one FFN step (ffn_<arch>,
     every count), by wall clock and by process CPU time, on random clips (B, 3, T, S, S).
 
+    `threads` sets torch's CPU threads for the measurement only (None: leave them).
     Returns {"wall": {"vanilla": s, "ffn": s}, "cpu": {...}, "macs": {...forward MACs per video},
     "parameters": {...}}.
     """
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _step_times(arch, batch_size, frame_size, num_classes, frame_counts, steps, warmup, device, seed)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _step_times(arch, batch_size, frame_size, num_classes, frame_counts, steps, warmup, device, seed) -> dict:
     device = torch.device(device)
     torch.manual_seed(seed)
     counts = sorted(frame_counts)

@@ -49,7 +49,7 @@ def _part(name: str, module: nn.Module) -> str:
 
 
 def parameter_table(model: ResNetTSMBase) -> list[dict]:
-    """Parameters by part: conv, norm (BN affine), adaconv, fc, then the total.
+    """Parameters by part: conv, norm (BN affine), adaconv, fc (the total is `num_parameters`).
 
     Each row: part, sharing ("shared" by all frame counts or "private" per count), copies (1 or the
     number of branches), per_copy and total parameters. BN running statistics are buffers, not counted.
@@ -64,12 +64,9 @@ def parameter_table(model: ResNetTSMBase) -> list[dict]:
         parent = owners.get(owner_name.rpartition(".")[0])
         if isinstance(parent, (BranchNorm, nn.ModuleList)) and part in ("norm", "adaconv"):
             copies[part] = len(parent)
-    rows = [dict(part=part, sharing="private" if copies[part] > 1 else "shared", copies=copies[part],
+    return [dict(part=part, sharing="private" if copies[part] > 1 else "shared", copies=copies[part],
                  per_copy=totals[part] // copies[part], total=totals[part])
             for part in ("conv", "norm", "adaconv", "fc") if part in totals]
-    rows.append(dict(part="total", sharing="", copies=None, per_copy=None,
-                     total=sum(p.numel() for p in model.parameters())))
-    return rows
 
 
 def num_parameters(model: nn.Module) -> int:

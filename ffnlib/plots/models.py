@@ -65,8 +65,7 @@ def branch_figure(frame_counts: Sequence[int] = (4, 8, 16), max_frames: int = 24
 
 
 def parameter_figure(rows: Sequence[dict], title: str = "Parameters by part") -> Figure:
-    """Bars of `ffnlib.models.parameter_table` rows (total row left out): shared vs private, log scale."""
-    rows = [r for r in rows if r["part"] != "total"]
+    """Bars of `ffnlib.models.parameter_table` rows: shared vs private, log scale."""
     fig = Figure(figsize=(7, 0.6 + 0.5 * len(rows)))
     ax = fig.subplots()
     names = [f"{r['part']} ({r['sharing']}{', x' + str(r['copies']) if r['copies'] > 1 else ''})" for r in rows]
