@@ -4,7 +4,6 @@ import builtins
 
 import pytest
 import torch
-from torch import nn
 
 from ffnlib.models import BranchNorm, create_model, load_imagenet
 from ffnlib.models.weights import source_key_map
@@ -132,6 +131,8 @@ def test_missing_or_malformed_file(tmp_path):
     torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "epoch": 3}, tmp_path / "ckpt.pth")
     with pytest.raises(ValueError, match="flat state dict of tensors"):
         create_model("tsm_resnet", 5, pretrained=tmp_path / "ckpt.pth", **TINY)
+    with pytest.raises(ValueError, match="flat state dict of tensors.*state_dict"):
+        create_model("tsm_resnet", 5, pretrained={"state_dict": {}, "epoch": 3}, **TINY)
 
 
 def test_imagenet_without_torchvision_says_to_pass_a_path(monkeypatch):

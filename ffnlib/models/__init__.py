@@ -6,13 +6,13 @@ Nothing here imports torchvision (only `pretrained="imagenet"` tries it, inside 
 from .ffn import FFNResNet, nearest_count
 from .flops import flops
 from .registry import ARCHITECTURES, create_model, list_models, register_model
-from .resnet import Bottleneck, BranchNorm, TSMResNet
+from .resnet import AdaConv, Bottleneck, BranchNorm, ResNetTSMBase, TSMResNet
 from .shift import TemporalShift, temporal_shift
 from .summary import num_parameters, parameter_table, stage_shapes
 from .weights import LoadReport, imagenet_state_dict, load_imagenet
 
 __all__ = [
-    "ARCHITECTURES", "Bottleneck", "BranchNorm", "FFNResNet", "LoadReport", "TSMResNet", "TemporalShift",
+    "ARCHITECTURES", "AdaConv", "Bottleneck", "BranchNorm", "FFNResNet", "LoadReport", "TSMResNet", "TemporalShift",
     "create_model", "flops", "imagenet_state_dict", "list_models", "load_imagenet", "nearest_count",
-    "num_parameters", "parameter_table", "register_model", "stage_shapes", "temporal_shift",
+    "num_parameters", "parameter_table", "register_model", "ResNetTSMBase", "stage_shapes", "temporal_shift",
 ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -54,7 +53,7 @@ class AdaConv(nn.Conv2d):
     scale, so `x + conv(x) = x * (1 + w)`; when a 1x1 conv follows (conv1 of a bottleneck), the scale
     folds into that conv's weight: `conv1(x * (1 + w)) = conv2d(x, W1 * (1 + w))`. The block uses
     `fold_into`, which costs a (P, C) product instead of passes over the activation (on a CPU the
-    depthwise kernel alone took a fifth of a small network's step). The numbers are the same, up to
+    depthwise kernel took a large share of a small network's step). The numbers are the same, up to
     rounding, and exactly the plain conv1 when w = 0.
     """
 

@@ -103,6 +103,10 @@ def load_imagenet(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | s
         source = read_state_dict(state_dict_or_path)
     else:
         source = dict(state_dict_or_path)
+        not_tensors = sorted(k for k, v in source.items() if not isinstance(v, Tensor))
+        if not_tensors:
+            raise ValueError(f"{where}: expected a flat state dict of tensors (torchvision format); "
+                             f"{_summarise(not_tensors)} are not tensors")
     mapping = source_key_map(model)
     target = model.state_dict()
 
