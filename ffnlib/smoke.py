@@ -12,3 +12,18 @@ def enabled() -> bool:
 def shrink(params: dict, **small) -> dict:
     """`params` with the values in `small` substituted when the smoke switch is on, else unchanged."""
     return {**params, **small} if enabled() else dict(params)
+
+
+def overrides(notebook: str, namespace: dict) -> dict:
+    """With the switch on: the smoke profile's (configs/smoke.yaml) parameters for `notebook` (its
+    stem, e.g. "04_train_tsm") among the names `namespace` defines; with the switch off: nothing.
+
+    Notebooks call `globals().update(smoke.overrides("04_train_tsm", globals()))` right after their
+    parameters cell, so nbval runs them at smoke size through the same code.
+    """
+    if not enabled():
+        return {}
+    from ffnlib import workbook
+
+    return workbook.profile_parameters(workbook.load_profile("smoke"), workbook.find_notebook(notebook),
+                                       set(namespace))

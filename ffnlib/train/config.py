@@ -167,6 +167,11 @@ class TrainConfig:
         return (self.num_frames,) if self.recipe == "vanilla" else tuple(self.frame_counts)
 
     @property
+    def run_name(self) -> str:
+        """The model's folder in a workbook run: vanilla_16f, st_4f, ffn, proportional or mixed."""
+        return f"{self.table_name}_{self.num_frames}f" if self.recipe == "vanilla" else self.recipe
+
+    @property
     def table_name(self) -> str:
         """The model's name in the TFD table: vanilla at its highest T, st at another T, else the recipe."""
         if self.recipe == "vanilla":
