@@ -1,0 +1,99 @@
+import subprocess
+import sys
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_notebook
+
+from ffnlib import workbook
+from ffnlib.train import REQUEUE_EXIT_CODE
+
+
+def write_notebook(path, params_source, *cells):
+    params = new_code_cell(params_source)
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, *(new_code_cell(c) for c in cells)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_declared_parameters_survive_comments_with_equals_signs(tmp_path):
+    nb = write_notebook(tmp_path / "n.ipynb", 'run_dir = ""  # "" = default\nsteps = 0  # 0 = all\nsizes = [4, 8]')
+    assert workbook.declared_parameters(nb) == {"run_dir": "", "steps": 0, "sizes": [4, 8]}
+
+
+def test_parameters_cell_must_hold_flat_literals(tmp_path):
+    nb = write_notebook(tmp_path / "n.ipynb", "import os\nx = os.getcwd()")
+    with pytest.raises(workbook.WorkbookError, match="only hold `name = literal`"):
+        workbook.declared_parameters(nb)
+
+
+def test_every_workbook_notebook_declares_flat_parameters():
+    stems = [nb.stem for nb in workbook.notebooks()]
+    assert stems[:3] == ["01_data", "02_sampling", "03_tsm"] and stems == sorted(stems)
+    for nb in workbook.notebooks():
+        assert workbook.declared_parameters(nb)
+
+
+def test_run_injects_parameters_records_them_and_keeps_the_executed_notebook(tmp_path):
+    nb = write_notebook(tmp_path / "n.ipynb", 'run_dir = ""\nsize = 1',
+                        "from pathlib import Path\nPath(run_dir, 'out.txt').write_text(str(size * 2))")
+    out = workbook.run_notebook(nb, tmp_path / "run", {"size": 21})
+    assert out == tmp_path / "run" / "n.ipynb" and out.exists()
+    assert (tmp_path / "run" / "out.txt").read_text() == "42"
+    assert yaml.safe_load((tmp_path / "run" / "n.params.yaml").read_text()) == {
+        "size": 21, "run_dir": str(tmp_path / "run")}
+
+
+def test_unknown_parameter_is_refused_by_name(tmp_path):
+    nb = write_notebook(tmp_path / "n.ipynb", "size = 1", "pass")
+    with pytest.raises(workbook.WorkbookError, match=r"unknown parameter\(s\) \['szie'\]"):
+        workbook.run_notebook(nb, tmp_path / "run", {"szie": 2})
+
+
+def test_failing_cell_is_named(tmp_path):
+    nb = write_notebook(tmp_path / "n.ipynb", "size = 1", "x = 1", "raise ValueError('bad size')")
+    with pytest.raises(workbook.NotebookFailed, match=r"n.ipynb: cell 3 failed: ValueError: bad size") as info:
+        workbook.run_notebook(nb, tmp_path / "run")
+    assert info.value.output.exists()
+
+
+def test_preempted_training_exits_for_requeue(tmp_path):
+    nb = write_notebook(tmp_path / "n.ipynb", "size = 1",
+                        "from ffnlib.train import Preempted\nraise Preempted('signal')")
+    done = subprocess.run([sys.executable, "-m", "ffnlib.workbook", "run", str(nb), "--run-dir",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == REQUEUE_EXIT_CODE, done.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train: {epochs: 2}\nplots: {}\n", "unknown section"),
+    ("train: {epoch: 2}\n", "unknown config key"),
+    ("notebooks: {09_missing: {}}\n", "do not exist"),
+])
+def test_bad_profiles_are_refused(tmp_path, text, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises((workbook.WorkbookError, ValueError), match=message):
+        workbook.load_profile(path)
+
+
+def test_profile_section_for_a_notebook_must_be_declared_by_it(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("train: {epochs: 2, lr: 0.5}\nnotebooks: {04_train_tsm: {not_a_parameter: 1}}\n")
+    profile = workbook.load_profile(path)
+    nb = workbook.find_notebook("04")
+    with pytest.raises(workbook.WorkbookError, match="does not declare \\['not_a_parameter'\\]"):
+        workbook.profile_parameters(profile, nb, set(workbook.declared_parameters(nb)))
+
+
+def test_profiles_in_configs_are_valid():
+    for name in ("smoke", "demo", "ssv2_r50"):
+        path = workbook.profile_path(name)
+        if path.exists():
+            profile = workbook.load_profile(name)
+            for nb in workbook.notebooks():
+                workbook.profile_parameters(profile, nb, set(workbook.declared_parameters(nb)))
