@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ffnlib import sampling
+from ffnlib.paths import project_path
 from ffnlib.transforms import ClipTransform, Crop, to_clips
 from ffnlib.video import DecodedVideo, VideoDecodeError, decode_video
 
@@ -206,12 +207,14 @@ def open_dataset(data_root: str | Path = "", split: str = "train", video_dir: st
                  builtin: dict | None = None) -> SSv2:
     """The split of the SSv2-layout dataset at `data_root`, or, when `data_root` is empty, of the
     built-in synthetic data, written on first use by `ffnlib.synthetic.prepare(**builtin)` (as the
-    trainer does with its `builtin` knobs). An empty `video_dir` means videos next to the JSON files."""
+    trainer does with its `builtin` knobs). An empty `video_dir` means videos next to the JSON files.
+    Relative paths are taken from the project root, as the trainer does."""
+    video_dir = project_path(video_dir) if video_dir else None
     if data_root:
-        return SSv2(data_root, split, video_dir=video_dir or None)
+        return SSv2(project_path(data_root), split, video_dir=video_dir)
     from ffnlib import synthetic
 
-    return SSv2(synthetic.prepare(**(builtin or {})), split, video_dir=video_dir or None)
+    return SSv2(synthetic.prepare(**(builtin or {})), split, video_dir=video_dir)
 
 
 def decode_sample(source, index: int) -> DecodedVideo:

@@ -17,5 +17,12 @@ def runs_dir() -> Path:
     return Path(os.environ.get("FFN_RUNS_DIR", PROJECT_ROOT / "runs"))
 
 
+def project_path(path: str | Path) -> Path:
+    """A path from a config or notebook parameter: `~` expanded, a relative path taken from the project
+    root (not the working directory, which is notebooks/ under Jupyter and papermill)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 def configs_dir() -> Path:
     return PROJECT_ROOT / "configs"

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from ffnlib.datasets import SSv2, MultiFrameClips, VideoClips
 from ffnlib.losses import temporal_distillation
 from ffnlib.models import create_model
+from ffnlib.paths import project_path
 
 from . import distributed as dist_utils
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
@@ -121,14 +122,17 @@ def _rewrite_metrics(run: RunFolder, keep_epochs: int) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ data
 def open_splits(config: TrainConfig) -> tuple[SSv2, SSv2]:
-    """The train and validation splits: SSv2 at `data_root`, or the built-in data (generated once)."""
+    """The train and validation splits: SSv2 at `data_root`, or the built-in data (generated once).
+
+    Relative `data_root` and `video_dir` are taken from the project root (as `pretrained` in
+    `build_model`), so one config works from the command line and from notebooks/."""
     if config.data_root:
-        root = Path(config.data_root)
+        root = project_path(config.data_root)
     else:
         from ffnlib import synthetic
 
         root = synthetic.prepare(**config.builtin)
-    video_dir = config.video_dir or None
+    video_dir = project_path(config.video_dir) if config.video_dir else None
     return SSv2(root, "train", video_dir=video_dir), SSv2(root, "validation", video_dir=video_dir)
 
 
@@ -188,7 +192,10 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     kwargs = dict(dropout=config.dropout, **config.model_kwargs)
     if config.recipe == "ffn":
         kwargs.setdefault("frame_counts", tuple(config.frame_counts))
-    model = create_model(config.model_name, num_classes, pretrained=config.pretrained or None, **kwargs)
+    pretrained = config.pretrained or None
+    if pretrained and pretrained != "imagenet":
+        pretrained = project_path(pretrained)
+    model = create_model(config.model_name, num_classes, pretrained=pretrained, **kwargs)
     report = getattr(model, "load_report", None)
     if report is not None:
         log.info("%s", report)
