@@ -19,7 +19,6 @@ a shared machine, but all figures remain approximate.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 import time
@@ -27,17 +26,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ffnlib import sampling
+from ffnlib.bench.clips import write_ssv2_like
 from ffnlib.transforms import to_clips
-from ffnlib.datasets import LABELS_FILE, SPLIT_FILES, MultiFrameClips, SSv2, VideoClips, decode_sample
-from ffnlib.video import decode_video, write_video
+from ffnlib.datasets import MultiFrameClips, SSv2, VideoClips, decode_sample
+from ffnlib.video import decode_video
 
 log = logging.getLogger(__name__)
 
 GOAL_RATIO = 1.15
-CLASS_NAME = "Moving something across the view"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,49 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ---- the clips ----
 
-def ssv2_like_frames(rng: np.random.Generator, num_frames: int, height: int, width: int) -> np.ndarray:
-    """(T, H, W, 3) uint8: a smooth textured scene seen by a slowly panning camera, a moving blob, noise."""
-    pan = 2 * num_frames
-    coarse = torch.from_numpy(rng.random((1, 3, height // 12 + 2, (width + pan) // 12 + 2), dtype=np.float32))
-    fine = torch.from_numpy(rng.random((1, 3, height // 3, (width + pan) // 3), dtype=np.float32))
-    scene = (0.75 * F.interpolate(coarse, size=(height, width + pan), mode="bicubic", align_corners=False)
-             + 0.25 * F.interpolate(fine, size=(height, width + pan), mode="bilinear", align_corners=False))
-    scene = (scene[0].permute(1, 2, 0).numpy() * 220 + 15).clip(0, 255)  # (H, W + pan, 3)
-    rows, cols = np.mgrid[0:height, 0:width]
-    colour = rng.uniform(0, 255, size=3)
-    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    for t in range(num_frames):
-        frame = scene[:, 2 * t : 2 * t + width].copy()  # the camera pans 2 px per frame
-        cy, cx = height * (0.3 + 0.4 * t / num_frames), width * (0.2 + 0.6 * t / num_frames)
-        blob = ((rows - cy) / (height / 6)) ** 2 + ((cols - cx) / (width / 10)) ** 2 < 1  # (H, W)
-        frame[blob] = colour
-        frame += rng.normal(0, 2.0, size=frame.shape)
-        frames[t] = frame.clip(0, 255).astype(np.uint8)
-    return frames
-
-
 def make_clips(folder: Path, args) -> Path:
     """Write the clips and SSv2-layout annotations into `folder` (kept if already there); return it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ids = [f"{100000 + i}" for i in range(args.num_videos)]
-    rng = np.random.default_rng(args.seed)
-    written = 0
-    for video_id in ids:
-        path = folder / f"{video_id}.webm"
-        frames = ssv2_like_frames(rng, args.num_video_frames, args.height, args.width)
-        if path.exists():
-            continue
-        write_video(path, frames, fps=args.fps, crf=args.crf)
-        written += 1
-    entries = [{"id": i, "label": "moving a thing", "template": "Moving [something] across the view",
-                "placeholders": ["a thing"]} for i in ids]
-    (folder / LABELS_FILE).write_text(json.dumps({CLASS_NAME: "0"}))
-    for split in ("train", "validation"):
-        (folder / SPLIT_FILES[split]).write_text(json.dumps(entries))
-    size_kb = np.mean([(folder / f"{i}.webm").stat().st_size for i in ids]) / 1024
-    log.info("%s: %d clips (%d written now), %dx%d, %d frames at %d fps, %.0f KiB each on average",
-             folder, len(ids), written, args.width, args.height, args.num_video_frames, args.fps, size_kb)
-    return folder
+    return write_ssv2_like(folder, args.num_videos, num_video_frames=args.num_video_frames, height=args.height,
+                           width=args.width, fps=args.fps, crf=args.crf, seed=args.seed)
 
 
 # ---- timing ----
