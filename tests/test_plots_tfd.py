@@ -60,7 +60,7 @@ def test_accuracy_vs_gflops_curves_and_st_points():
     fig = tfd_plots.accuracy_vs_gflops(long())
     ax = fig.axes[0]
     handles, labels = ax.get_legend_handles_labels()
-    assert labels == ["vanilla (16F)", "ST 4F (at 4F)", "ffn (4/8/16F)"]
+    assert labels == ["vanilla (16F)", "ST trained at 4F", "ffn (4/8/16F)"]
     st = handles[1].lines[0]
     assert st.get_xdata().tolist() == [2.0] and st.get_ydata().tolist() == [49.5]  # only at its own T
     assert "GMACs" in ax.get_xlabel() and "2 seeds" in ax.get_title()

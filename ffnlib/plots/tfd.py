@@ -76,7 +76,7 @@ def accuracy_vs_gflops(table: pd.DataFrame, title: str = "accuracy vs compute pe
             if rows.empty:
                 continue
             ax.errorbar(rows["gmacs"], rows["top1_mean"], yerr=rows["top1_std"].fillna(0), fmt=marker, color=colour,
-                        markersize=8, capsize=3, label=f"ST {train_frames}F (at {train_frames}F)", zorder=3)
+                        markersize=8, capsize=3, label=f"ST trained at {train_frames}F", zorder=3)
             continue
         ax.errorbar(rows["gmacs"], rows["top1_mean"], yerr=rows["top1_std"].fillna(0), marker=marker, color=colour,
                     markersize=4, capsize=2, label=f"{model} ({train_frames}F)")
@@ -128,8 +128,8 @@ def per_class_tfd(per_class: pd.DataFrame, models: Sequence[str] = ("vanilla", "
     ax.set_xlabel(f"top-1 at {high}F minus top-1 at {low}F (points; > 0: the class is worse at {low}F)")
     n = int(first["n"].median())
     seeds = int(first["seeds"].max())
-    ax.set_title(f"per-class TFD, sorted by {present[0]}'s drop ({len(order)} classes, median {n} videos per class"
-                 + (f", mean over {seeds} seeds)" if seeds > 1 else ")"), fontsize=10)
+    ax.set_title(f"per-class TFD, classes sorted by {present[0]}'s drop\n{len(order)} classes, median {n} videos "
+                 f"per class" + (f", mean over {seeds} seeds" if seeds > 1 else ""), fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
