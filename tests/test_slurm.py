@@ -1,0 +1,341 @@
+"""The SLURM scripts (slurm/), run without SLURM: fake `scontrol`, `conda` and python executables on
+PATH record what the scripts do; the fake python plays papermill or torchrun (exit 0, 75, 1), or a
+parent whose child trains: writes train.pid, saves and exits 75 on USR1, as ffnlib.train's loop does.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ffnlib import workbook
+from ffnlib.paths import PROJECT_ROOT
+from ffnlib.train import TrainConfig
+from ffnlib.train.__main__ import parse_overrides
+from ffnlib.train.loop import FIT_KEYS
+
+SLURM = PROJECT_ROOT / "slurm"
+SCRIPTS = sorted(SLURM.glob("*.sbatch"))
+SWEEPS = sorted((SLURM / "sweeps").glob("*.txt"))
+JOB_ID = "12345"
+
+# The fake python. FAKE_MODE: exit0 | exit75 | exit1 | train. In train mode it stands for papermill or
+# torchrun: its child is the training process (train.pid at <run dir>/FAKE_PIDFILE after FAKE_DELAY s;
+# USR1 => "got USR1" and exit 75; else exit 0 after ~15 s). The parent keeps bash's default USR1
+# action (die), like papermill and torchrun, and records its child's exit code, then exits with it
+# (or FAKE_PARENT_EXIT: torchrun reports a worker's 75 as 1).
+FAKE_PYTHON = r"""#!/bin/bash
+printf '%s\n' "$@" > "$FAKE_DIR/argv"
+echo "${FFN_FAKE_ENV:-none}" > "$FAKE_DIR/env"
+run_dir= prev=
+for a in "$@"; do [[ $prev == --run-dir ]] && run_dir=$a; prev=$a; done
+echo "fake python output"
+case $FAKE_MODE in
+    exit0) exit 0 ;;
+    exit75) exit 75 ;;
+    exit1) exit 1 ;;
+esac
+pidfile=$run_dir/$FAKE_PIDFILE
+(
+    trap 'echo "got USR1" >> "$FAKE_DIR/trainer"; exit 75' USR1
+    sleep "${FAKE_DELAY:-0}"
+    mkdir -p "$(dirname "$pidfile")"
+    echo "$BASHPID" > "$pidfile"
+    echo "started" >> "$FAKE_DIR/trainer"
+    for _ in $(seq 300); do sleep 0.05; done
+    exit 0
+) &
+child=$!
+echo "$$" > "$FAKE_DIR/parent.pid"
+wait "$child"
+rc=$?
+echo "child exit $rc" >> "$FAKE_DIR/parent"
+exit "${FAKE_PARENT_EXIT:-$rc}"
+"""
+
+RECORDER = """#!/bin/bash
+echo "$(basename "$0") $*" >> "$FAKE_DIR/calls"
+"""
+
+# `conda shell.bash hook` output: a conda function whose activate records the env it was asked for
+FAKE_CONDA = r"""#!/bin/bash
+if [[ "$1 $2" == "shell.bash hook" ]]; then
+    echo 'conda() { if [[ $1 == activate ]]; then export FFN_FAKE_ENV="conda:$2"; fi; }'
+fi
+"""
+
+
+class Job:
+    """A project copy with the slurm/ folder, fakes on PATH, and helpers to run a script in it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.fake = root / "fake"
+        self.fake.mkdir()
+        shutil.copytree(SLURM, root / "slurm")
+        (root / "params.yaml").write_text("train: {}\n")
+        self.bin = root / "bin"
+        self.bin.mkdir()
+        for name, text in {"python-fake": FAKE_PYTHON, "scontrol": RECORDER, "srun": RECORDER}.items():
+            (self.bin / name).write_text(text)
+            (self.bin / name).chmod(0o755)
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("SLURM_", "FFN_", "CONDA", "VIRTUAL_ENV", "CUDA_VISIBLE"))}
+        self.env.update(PATH=f"{self.bin}:/usr/bin:/bin", FAKE_DIR=str(self.fake), FAKE_MODE="exit0",
+                        FAKE_PIDFILE="models/vanilla_16f/train.pid", FFN_PYTHON=str(self.bin / "python-fake"),
+                        SLURM_JOB_ID=JOB_ID, SLURM_SUBMIT_DIR=str(root))
+
+    def start(self, script: str, *args: str, **env: str) -> subprocess.Popen:
+        return subprocess.Popen(["bash", str(self.root / "slurm" / script), *args], cwd=self.root,
+                                env={**self.env, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def run(self, script: str, *args: str, **env: str) -> tuple[int, str]:
+        proc = self.start(script, *args, **env)
+        out, _ = proc.communicate(timeout=30)
+        return proc.returncode, out
+
+    def read(self, name: str) -> str:
+        path = self.fake / name
+        return path.read_text() if path.exists() else ""
+
+    def argv(self) -> list[str]:
+        return self.read("argv").splitlines()
+
+    def calls(self) -> list[str]:
+        return self.read("calls").splitlines()
+
+    def wait_for(self, name: str, text: str = "", timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not (self.fake / name).exists() or text not in self.read(name):
+            assert time.monotonic() < deadline, f"fake/{name} never held {text!r}"
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def job(tmp_path) -> Job:
+    return Job(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ scripts
+@pytest.mark.parametrize("script", SCRIPTS + [SLURM / "lib.sh"], ids=lambda p: p.name)
+def test_scripts_parse(script):
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_sbatch_header_sends_usr1_to_the_batch_shell_and_allows_requeue(script):
+    header = dict(re.findall(r"^#SBATCH --([\w-]+)=?(\S*)", script.read_text(), re.M))
+    assert header["signal"] == "B:USR1@120"  # without B: nothing would trap it (no srun steps)
+    assert "requeue" in header and header["open-mode"] == "append"  # a requeued job appends to its log
+    assert header["output"].startswith("runs/slurm-%x-")
+
+
+# ------------------------------------------------------------------------------------------ outcomes
+def test_clean_finish_runs_the_notebook_and_does_not_requeue(job):
+    rc, out = job.run("notebook.sbatch", "04", "params.yaml", "runs/study", "-p", "seed", "1")
+    run_dir = job.root / "runs" / "study"
+    assert rc == 0, out
+    assert job.argv() == ["-m", "ffnlib.workbook", "run", "04", "--run-dir", str(run_dir), "-f", "params.yaml",
+                          "-p", "seed", "1"]
+    assert job.calls() == []
+    log = (run_dir / f"slurm-{JOB_ID}.log").read_text()  # the command's output, teed into the run folder
+    assert "fake python output" in log and "fake python output" in out and "done" in log
+
+
+def test_run_dir_defaults_to_the_profile_name(job):
+    rc, out = job.run("notebook.sbatch", "05", "params.yaml", "-p", "device", "cuda")
+    assert rc == 0, out
+    assert job.argv()[4:] == ["--run-dir", str(job.root / "runs" / "params"), "-f", "params.yaml", "-p", "device", "cuda"]
+
+
+def test_exit_75_requeues_the_job(job):
+    rc, out = job.run("notebook.sbatch", "07", "params.yaml", "runs/study", FAKE_MODE="exit75")
+    assert rc == 75, out
+    assert job.calls() == [f"scontrol requeue {JOB_ID}"]
+
+
+def test_exit_75_outside_slurm_says_to_run_again(job):
+    env = dict(job.env)
+    del env["SLURM_JOB_ID"]
+    job.env = env
+    rc, out = job.run("notebook.sbatch", "07", "params.yaml", "runs/study", FAKE_MODE="exit75")
+    assert rc == 75 and job.calls() == []
+    assert "run the same command again to resume" in out
+
+
+@pytest.mark.parametrize("script, args", [("notebook.sbatch", ["04", "params.yaml"]),
+                                          ("train.sbatch", ["params.yaml", "runs/m"])])
+def test_failure_is_not_requeued(job, script, args):
+    rc, out = job.run(script, *args, FAKE_MODE="exit1")
+    assert rc == 1, out
+    assert job.calls() == []
+    assert "failed with exit code 1" in out
+
+
+def test_missing_parameters_file_fails_before_running_anything(job):
+    rc, out = job.run("notebook.sbatch", "04", "nope.yaml")
+    assert rc == 2 and "nope.yaml: no such parameters file" in out
+    assert job.argv() == [] and job.calls() == []
+
+
+# ------------------------------------------------------------------------------------------ USR1 forwarding
+def _usr1_when(job: Job, proc: subprocess.Popen, name: str, text: str = "") -> tuple[int, str]:
+    job.wait_for(name, text)
+    os.kill(proc.pid, signal.SIGUSR1)  # what SLURM does 120 s before the time limit (B: = batch shell only)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out
+
+
+def test_usr1_reaches_the_training_process_only_and_requeues(job):
+    proc = job.start("notebook.sbatch", "04", "params.yaml", "runs/study", FAKE_MODE="train")
+    rc, out = _usr1_when(job, proc, "trainer", "started")
+    assert "got USR1" in job.read("trainer")  # the trainer (papermill's grandchild) was told
+    assert job.read("parent") == "child exit 75\n"  # papermill's stand-in was not (USR1 would kill it)
+    assert rc == 75, out
+    assert job.calls() == [f"scontrol requeue {JOB_ID}"]
+
+
+def test_usr1_before_training_starts_reaches_it_once_it_writes_train_pid(job):
+    proc = job.start("notebook.sbatch", "04", "params.yaml", "runs/study", FAKE_MODE="train", FAKE_DELAY="1.5")
+    rc, out = _usr1_when(job, proc, "parent.pid")  # notebook started, no train.pid yet
+    assert job.read("trainer") == "started\ngot USR1\n", out
+    assert rc == 75 and job.calls() == [f"scontrol requeue {JOB_ID}"]
+
+
+def test_usr1_during_environment_set_up_is_not_lost(job):
+    (job.root / ".venv" / "bin").mkdir(parents=True)
+    (job.root / ".venv" / "bin" / "activate").write_text(f"touch {job.fake}/activating; sleep 1\n")
+    proc = job.start("notebook.sbatch", "04", "params.yaml", "runs/study", FAKE_MODE="train")
+    rc, out = _usr1_when(job, proc, "activating")
+    assert job.read("trainer") == "started\ngot USR1\n", out
+    assert rc == 75 and job.calls() == [f"scontrol requeue {JOB_ID}"]
+
+
+def test_stale_train_pid_of_another_process_is_not_signalled(job):
+    stale = job.root / "runs" / "study" / "models" / "old"
+    stale.mkdir(parents=True)
+    bystander = subprocess.Popen(["sleep", "30"])  # not a descendant of the job: USR1 would kill it
+    try:
+        (stale / "train.pid").write_text(f"{bystander.pid}\n")
+        proc = job.start("notebook.sbatch", "04", "params.yaml", "runs/study", FAKE_MODE="train")
+        rc, out = _usr1_when(job, proc, "trainer", "started")
+        assert bystander.poll() is None, "a process outside the job got USR1"
+        assert f"ignoring {stale / 'train.pid'}" in out
+        assert "got USR1" in job.read("trainer") and rc == 75
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+# ------------------------------------------------------------------------------------------ several GPUs
+def test_train_runs_torchrun_on_every_gpu_of_the_node(job):
+    rc, out = job.run("train.sbatch", "params.yaml", "runs/m/models/ffn", "--set", "recipe=ffn",
+                      SLURM_GPUS_ON_NODE="2")
+    assert rc == 0, out
+    assert job.argv() == ["-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+                          "-m", "ffnlib.train", "--config", "params.yaml", "--run-dir",
+                          str(job.root / "runs/m/models/ffn"), "--no-progress", "--set", "recipe=ffn"]
+
+
+def test_train_usr1_stops_rank_0_and_requeues_although_torchrun_exits_1(job):
+    proc = job.start("train.sbatch", "params.yaml", "runs/m", FAKE_MODE="train", FAKE_PIDFILE="train.pid",
+                     FAKE_PARENT_EXIT="1")
+    rc, out = _usr1_when(job, proc, "trainer", "started")
+    assert "got USR1" in job.read("trainer") and job.read("parent") == "child exit 75\n"
+    assert rc == 75, out
+    assert job.calls() == [f"scontrol requeue {JOB_ID}"]
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+SWEEP = """# a comment line
+notebook 07 params.yaml runs/seed1 -p seed 1   # trailing comment
+
+train params.yaml runs/x/models/mixed --set recipe=mixed --set frame_counts=[4,16]
+bogus 1 2
+"""
+
+
+def test_sweep_task_runs_its_line(job):
+    (job.root / "sweep.txt").write_text(SWEEP)
+    rc, out = job.run("sweep.sbatch", "sweep.txt", SLURM_ARRAY_TASK_ID="0")
+    assert rc == 0, out
+    assert job.argv() == ["-m", "ffnlib.workbook", "run", "07", "--run-dir", str(job.root / "runs/seed1"),
+                          "-f", "params.yaml", "-p", "seed", "1"]
+    rc, out = job.run("sweep.sbatch", "sweep.txt", SLURM_ARRAY_TASK_ID="1", FAKE_MODE="exit75")
+    assert job.argv()[-7:] == ["--run-dir", str(job.root / "runs/x/models/mixed"), "--no-progress",
+                               "--set", "recipe=mixed", "--set", "frame_counts=[4,16]"]  # no globbing
+    assert job.argv()[4] == "--nproc_per_node=1"
+    assert rc == 75 and job.calls() == [f"scontrol requeue {JOB_ID}"]
+
+
+@pytest.mark.parametrize("task, message", [("2", "starts with 'bogus'"), ("3", "submit with --array=0-2")])
+def test_sweep_refuses_bad_lines_and_tasks_beyond_the_file(job, task, message):
+    (job.root / "sweep.txt").write_text(SWEEP)
+    rc, out = job.run("sweep.sbatch", "sweep.txt", SLURM_ARRAY_TASK_ID=task)
+    assert rc == 2 and message in out
+    assert job.argv() == []
+
+
+def _sweep_runs(path: Path) -> list[list[str]]:
+    lines = (line.split("#")[0].split() for line in path.read_text().splitlines())
+    return [words for words in lines if words]
+
+
+def _notebook_models(profile: str, **params) -> dict[str, TrainConfig]:
+    """The configs notebooks 04 and 07 train, by model folder name, as their cells build them."""
+    settings = workbook.load_profile(profile)
+    models = {}
+    for stem in ("04_train_tsm", "07_train_ffn"):
+        notebook = workbook.find_notebook(stem)
+        declared = workbook.declared_parameters(notebook)
+        ns = {**declared, **workbook.profile_parameters(settings, notebook, set(declared)), **params}
+        base = TrainConfig.from_namespace(ns)
+        if stem == "04_train_tsm":
+            configs = [base, *(base.replace(num_frames=t) for t in ns["st_frame_counts"])]
+        else:
+            configs = [base.replace(recipe="ffn"),
+                       *(base.replace(recipe=b, frame_counts=ns["baseline_frame_counts"]) for b in ns["baselines"])]
+        models.update({c.run_name: c for c in configs})
+    return models
+
+
+@pytest.mark.parametrize("sweep", SWEEPS, ids=lambda p: p.name)
+def test_shipped_sweeps_train_what_the_notebooks_would(sweep):
+    """Each train line lands in <run>/models/<name> with the config notebooks 04/07 would use there
+    (given the seed or lam the header says to pass), so they find it finished instead of refusing it."""
+    runs = _sweep_runs(sweep)
+    stated = re.search(r"--array=0-(\d+)", sweep.read_text())
+    assert stated and int(stated.group(1)) == len(runs) - 1, "the header's --array must cover the lines"
+    for kind, config_path, run_dir, *rest in runs:
+        assert kind == "train" and rest[::2] == ["--set"] * (len(rest) // 2)
+        overrides = parse_overrides(rest[1::2])
+        config = TrainConfig.from_yaml(PROJECT_ROOT / config_path, overrides)
+        assert Path(run_dir).parent.name == "models" and Path(run_dir).name == config.run_name
+        study = {k: v for k, v in overrides.items() if k in ("seed", "lam")}  # passed to notebooks with -p
+        expected = _notebook_models(Path(config_path).stem, **study)[config.run_name]
+        assert {k: config.to_dict()[k] for k in FIT_KEYS} == {k: expected.to_dict()[k] for k in FIT_KEYS}
+
+
+# ------------------------------------------------------------------------------------------ environment
+def test_project_venv_is_activated(job):
+    (job.root / ".venv" / "bin").mkdir(parents=True)
+    (job.root / ".venv" / "bin" / "activate").write_text("export FFN_FAKE_ENV=venv\n")
+    rc, out = job.run("notebook.sbatch", "04", "params.yaml")
+    assert rc == 0 and job.read("env") == "venv\n", out
+
+
+@pytest.mark.parametrize("env, expected", [({}, "conda:ffn-workbook"), ({"FFN_CONDA_ENV": "mine"}, "conda:mine")])
+def test_conda_env_is_activated(job, env, expected):
+    (job.bin / "conda").write_text(FAKE_CONDA)
+    (job.bin / "conda").chmod(0o755)
+    if env:  # a named conda env wins over a project .venv
+        (job.root / ".venv" / "bin").mkdir(parents=True)
+        (job.root / ".venv" / "bin" / "activate").write_text("export FFN_FAKE_ENV=venv\n")
+    rc, out = job.run("notebook.sbatch", "04", "params.yaml", **env)
+    assert rc == 0 and job.read("env") == f"{expected}\n", out
