@@ -129,7 +129,8 @@ def resolve_run_dirs(run_dirs: Sequence[str | Path], default: str | Path, root: 
         elif path.is_dir():
             matches = [path]
         else:
-            raise FileNotFoundError(f"run_dirs entry {str(entry)!r}: no such run folder {path}")
+            what = f"run_dirs entry {str(entry)!r}" if run_dirs else "run_dir"
+            raise FileNotFoundError(f"{what}: no such run folder {path}")
         found += [m.resolve() for m in matches if m.resolve() not in found]
     return found
 

@@ -140,6 +140,8 @@ def test_resolve_run_dirs(tmp_path):
         (tmp_path / "runs" / name).mkdir(parents=True)
     default = tmp_path / "runs" / "other"
     assert tfd.resolve_run_dirs([], default, root=tmp_path) == [default]
+    with pytest.raises(FileNotFoundError, match="run_dir: no such run folder"):
+        tfd.resolve_run_dirs([], tmp_path / "runs" / "workbook", root=tmp_path)
     assert tfd.resolve_run_dirs(["runs/seed*", "runs/seed0"], default, root=tmp_path) == [
         tmp_path / "runs" / "seed0", tmp_path / "runs" / "seed1"]  # from the root, globbed, once each
     with pytest.raises(FileNotFoundError, match="runs/nope"):
