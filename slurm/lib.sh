@@ -14,7 +14,8 @@
 #   `scancel JOBID` (TERM) ends the job for good.
 #
 # Environment knobs: FFN_CONDA_ENV (conda env to activate; default ffn-workbook, used when the project
-# has no .venv), FFN_PYTHON (the python to run; default: python of that environment).
+# has no .venv), FFN_PYTHON (the python to run; default: python of that environment), FFN_RUNS_DIR
+# (where a notebook job's default run folder goes, as in ffnlib.paths; default runs).
 
 FFN_REQUEUE_EXIT_CODE=75  # ffnlib.train.REQUEUE_EXIT_CODE
 
@@ -83,7 +84,7 @@ ffn_notebook_job() {
     (($# >= 2)) || ffn_die 2 "usage: NOTEBOOK PARAMS.yaml [RUN_DIR] [-p KEY VALUE ...]"
     local notebook=$1 params=$2
     shift 2
-    local run_dir=runs/$(basename -- "${params%.*}")  # notebooks of one profile share a run folder
+    local run_dir=${FFN_RUNS_DIR:-runs}/$(basename -- "${params%.*}")  # a profile's notebooks share it
     if (($#)) && [[ $1 != -* ]]; then
         run_dir=$1
         shift

@@ -148,10 +148,13 @@ def test_clean_finish_runs_the_notebook_and_does_not_requeue(job):
     assert "fake python output" in log and "fake python output" in out and "done" in log
 
 
-def test_run_dir_defaults_to_the_profile_name(job):
-    rc, out = job.run("notebook.sbatch", "05", "params.yaml", "-p", "device", "cuda")
+@pytest.mark.parametrize("runs_dir", ["", "elsewhere/runs"])
+def test_run_dir_defaults_to_the_profile_name(job, tmp_path, runs_dir):
+    env = {"FFN_RUNS_DIR": str(tmp_path / runs_dir)} if runs_dir else {}
+    rc, out = job.run("notebook.sbatch", "05", "params.yaml", "-p", "device", "cuda", **env)
     assert rc == 0, out
-    assert job.argv()[4:] == ["--run-dir", str(job.root / "runs" / "params"), "-f", "params.yaml", "-p", "device", "cuda"]
+    run_dir = tmp_path / (runs_dir or "runs") / "params"
+    assert job.argv()[4:] == ["--run-dir", str(run_dir), "-f", "params.yaml", "-p", "device", "cuda"]
 
 
 def test_exit_75_requeues_the_job(job):
