@@ -342,3 +342,27 @@ def test_conda_env_is_activated(job, env, expected):
         (job.root / ".venv" / "bin" / "activate").write_text("export FFN_FAKE_ENV=venv\n")
     rc, out = job.run("notebook.sbatch", "04", "params.yaml", **env)
     assert rc == 0 and job.read("env") == f"{expected}\n", out
+
+
+# ------------------------------------------------------------------------------------------ the documentation
+def _documented_sbatch_lines() -> list[list[str]]:
+    import shlex
+
+    text = (PROJECT_ROOT / "docs" / "cluster.md").read_text()
+    lines = re.findall(r"^(?:\w+=\$\()?sbatch (.+?)\)?$", text, re.M)
+    return [shlex.split(line.split("  #")[0]) for line in lines]
+
+
+def test_documented_sbatch_lines_name_existing_scripts_files_and_ranges():
+    lines = _documented_sbatch_lines()
+    assert len(lines) >= 10
+    for words in lines:
+        script = next(w for w in words if w.endswith(".sbatch"))
+        assert (PROJECT_ROOT / script).is_file(), script
+        args = words[words.index(script) + 1:]
+        for arg in args:
+            if arg.startswith(("configs/", "slurm/")):
+                assert (PROJECT_ROOT / arg).is_file(), arg
+        if script.endswith("sweep.sbatch"):  # the documented --array covers the sweep file's lines
+            array = next(w for w in words if w.startswith("--array="))
+            assert array == f"--array=0-{len(_sweep_runs(PROJECT_ROOT / args[0])) - 1}", words
