@@ -1,8 +1,11 @@
 # Shared by slurm/*.sbatch (sourced, not run): the environment, the logs, and the stop/requeue protocol.
 #
 # Stop and requeue:
-#   1. SLURM sends USR1 to the batch shell only, 120 s before the time limit (#SBATCH --signal=B:USR1@120),
-#      or when asked: `scancel --batch --signal=USR1 JOBID`.
+#   1. SLURM sends USR1 to the batch shell only, 10 minutes before the time limit (#SBATCH
+#      --signal=B:USR1@600), or when asked: `scancel --batch --signal=USR1 JOBID`. Not 120 s: the loop
+#      looks at the stop request between steps, not during the validation at each epoch's end (3 passes
+#      over SSv2's 24,777 validation videos, minutes); a job still validating at the limit is killed
+#      without a requeue and loses the steps since the last save.
 #   2. The trap forwards USR1 to the training process named in each train.pid file of the run folder,
 #      and to nothing else: papermill and torchrun would die of it (USR1 terminates by default).
 #      A training process that starts after the signal is told as soon as its train.pid appears.
