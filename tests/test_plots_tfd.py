@@ -114,10 +114,13 @@ def test_predict_video_answers_each_model_at_each_t(explorer):
 def test_prediction_panel_marks_each_answer(explorer):
     models, source = explorer
     fig = tfd_plots.prediction_panel(models, source, 0, (2, 4))
-    texts = [t.get_text() for sub in fig.subfigs for half in sub.subfigs for ax in half.axes for t in ax.texts]
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert len(texts) == 4 and all(t[0] in "✓✗" for t in texts)
-    images = sum(len(ax.images) for sub in fig.subfigs for ax in sub.subfigs[0].axes)
-    assert images == 2 + 4
+    strips = [ax for ax in fig.axes if ax.images]
+    assert len(strips) == 2 and strips[1].images[0].get_array().shape[:2] == (32, 4 * 32 + 3 * 4)  # 4 slots, gaps of 4
+    num_video_frames = source.decode(0).num_frames
+    assert [t.get_text() for t in strips[1].get_xticklabels()] == [
+        str(i) for i in sampling.test_indices(num_video_frames, 4)]
     assert source.samples[0][0] in fig._suptitle.get_text()
     options = tfd_plots.video_options(source, limit=5)
     assert [i for _, i in options] == [0, 1, 2, 3, 4] and source.classes[source.samples[0][1]] in options[0][0]

@@ -183,41 +183,53 @@ def predict_video(models: Mapping[str, tuple], source, index: int,
     return pd.DataFrame(rows), shown
 
 
+def _time_strip(frames: np.ndarray, columns: int, gap: int) -> tuple[np.ndarray, list[float]]:
+    """`frames` (T, S, S, 3) uint8 laid out on a white strip of `columns` slots, frame k in the slot
+    where its segment centre lies in time; returns the strip (S, W, 3) and each frame's x centre."""
+    t, size = frames.shape[0], frames.shape[1]
+    strip = np.full((size, columns * (size + gap) - gap, 3), 255, dtype=np.uint8)  # (S, W, 3)
+    centres = []
+    for k in range(t):
+        x0 = min(columns - 1, int((k + 0.5) * columns / t)) * (size + gap)
+        strip[:, x0:x0 + size] = frames[k]
+        centres.append(x0 + (size - 1) / 2)
+    return strip, centres
+
+
 def prediction_panel(models: Mapping[str, tuple], source, index: int,
                      frame_counts: Sequence[int] = (4, 8, 16)) -> Figure:
     """Video `index` of `source` at each T: its frames at the segment centres (as the network sees
-    them, placed along the video's time axis) and each model's top prediction and confidence, green
-    when right, red when wrong. `models` maps a name to (model, TrainConfig), e.g. vanilla and FFN."""
+    them, placed along the video's time axis, frame index above each) and each model's top prediction
+    and confidence, green when right, red when wrong. `models` maps a name to (model, TrainConfig),
+    e.g. vanilla and FFN."""
     from ffnlib.transforms import denormalize
 
     table, shown = predict_video(models, source, index, frame_counts)
     video_id, label = source.samples[index]
     frame_counts = list(shown)
     columns = max(frame_counts)
-    fig = Figure(figsize=(13, 1.15 * len(frame_counts) + 0.6), layout="constrained")
-    rows = fig.subfigures(len(frame_counts), 1, squeeze=False)[:, 0]
-    for sub, t in zip(rows, frame_counts):
-        left, right = sub.subfigures(1, 2, width_ratios=[0.66, 0.34])
-        axes = left.subplots(1, columns, squeeze=False)[0]
-        for ax in axes:
-            ax.set_axis_off()
+    fig = Figure(figsize=(13, 1.1 * len(frame_counts) + 0.6), layout="constrained")
+    axes = fig.subplots(len(frame_counts), 2, squeeze=False, width_ratios=[0.66, 0.34])
+    for (strip_ax, text_ax), t in zip(axes, frame_counts):
         frame_idx, clip = shown[t]
-        frames = denormalize(clip)  # (T, S, S, 3)
-        for k in range(t):
-            ax = axes[min(columns - 1, int((k + 0.5) * columns / t))]  # where segment k's centre lies in time
-            ax.imshow(frames[k], interpolation="nearest")
-            ax.set_title(str(frame_idx[k]), fontsize=6, pad=1)
-        left.supylabel(f"T={t}", fontsize=10)
-        text = right.add_subplot()
-        text.set_axis_off()
+        strip, centres = _time_strip(denormalize(clip), columns, gap=max(1, clip.shape[-1] // 8))  # (T, S, S, 3)
+        strip_ax.imshow(strip, interpolation="nearest")
+        strip_ax.xaxis.tick_top()
+        strip_ax.set_xticks(centres, [str(i) for i in frame_idx], fontsize=6)
+        strip_ax.tick_params(axis="x", length=0, pad=1)
+        strip_ax.set_yticks([])
+        strip_ax.set_ylabel(f"T={t}", fontsize=10)
+        for spine in strip_ax.spines.values():
+            spine.set_visible(False)
+        text_ax.set_axis_off()
         of_t = table[table["eval_frames"] == t].reset_index(drop=True)
         step = min(0.3, 0.9 / len(of_t))
         for i, row in of_t.iterrows():
             mark = "✓" if row["correct"] else "✗"
-            text.text(0.0, 0.5 + ((len(of_t) - 1) / 2 - i) * step,
-                      f"{mark} {row['model']}: {_short(row['class_name'], 34)} ({row['confidence']:.0%})",
-                      color=_RIGHT if row["correct"] else _WRONG, fontsize=8.5, va="center",
-                      transform=text.transAxes)
+            text_ax.text(0.0, 0.5 + ((len(of_t) - 1) / 2 - i) * step,
+                         f"{mark} {row['model']}: {_short(row['class_name'], 34)} ({row['confidence']:.0%})",
+                         color=_RIGHT if row["correct"] else _WRONG, fontsize=8.5, va="center",
+                         transform=text_ax.transAxes)
     truth = source.classes[label] if label >= 0 else "(no label)"
     fig.suptitle(f"video {video_id} (sample {index}): {truth}; frames at the test segment centres, "
                  f"frame index above each", fontsize=10)
