@@ -82,7 +82,7 @@ class Job:
         (root / "params.yaml").write_text("train: {}\n")
         self.bin = root / "bin"
         self.bin.mkdir()
-        for name, text in {"python-fake": FAKE_PYTHON, "scontrol": RECORDER, "srun": RECORDER}.items():
+        for name, text in {"python-fake": FAKE_PYTHON, "scontrol": RECORDER}.items():
             (self.bin / name).write_text(text)
             (self.bin / name).chmod(0o755)
         self.env = {k: v for k, v in os.environ.items()
