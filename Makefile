@@ -26,13 +26,15 @@ demo: $(STAMP)  ## the main job: notebooks 01..08 headless on the built-in data,
 
 test: $(STAMP)  ## unit tests, then every notebook under nbval in smoke mode
 	$(PY) -m pytest tests
-	FFN_SMOKE=1 $(PY) -m pytest --nbval-lax notebooks
+	$(MAKE) --no-print-directory test-notebooks
 
 test-unit: $(STAMP)  ## unit tests only
 	$(PY) -m pytest tests
 
-test-notebooks: $(STAMP)  ## nbval over the notebooks in smoke mode
-	FFN_SMOKE=1 $(PY) -m pytest --nbval-lax notebooks
+# Notebooks share one fresh run folder (04 and 07 train what 05 and 08 read), never runs/ itself.
+test-notebooks: $(STAMP)  ## nbval over the notebooks in smoke mode (FFN_SMOKE=1, about a minute each at most)
+	runs_dir=$$(mktemp -d) && trap 'rm -rf "$$runs_dir"' EXIT && \
+	FFN_SMOKE=1 FFN_RUNS_DIR="$$runs_dir" $(PY) -m pytest --nbval-lax notebooks
 
 lab: $(STAMP)  ## open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -11,6 +11,8 @@ import torch
 import yaml
 
 import ffnlib.train.loop as loop
+from ffnlib.datasets import SSv2
+from ffnlib.train.optim import make_optimizer
 from ffnlib.train import (REQUEUE_EXIT_CODE, CheckpointError, NonFiniteLoss, RunFolder, TrainConfig, fit,
                           load_checkpoint, load_model_state, load_trained, read_metrics)
 
@@ -74,11 +76,21 @@ def test_each_recipe_fills_its_run_folder(tiny_root, tmp_path, recipe, torch_sta
         assert torch.equal(value, model.state_dict()[key]), key
 
 
-def test_tiny_model_overfits_a_tiny_set(tiny_root, tmp_path, torch_state):
-    config = tiny(tiny_root, epochs=4, steps_per_epoch=12, batch_size=8, dropout=0.0, lr=0.05,
-                  lr_schedule="cosine", warmup_steps=4, eval_frame_counts=[8])
-    history = fit(config, tmp_path / "run", progress=False).history
-    assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
+@pytest.mark.parametrize("recipe", ["vanilla", "ffn"])
+def test_tiny_model_overfits_a_tiny_set(tiny_root, recipe, torch_state):
+    """The training step (forward, loss, backward, clipping, SGD) drives the loss down on one fixed batch."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    config = tiny(tiny_root, recipe=recipe, dropout=0.0, lr=0.05, weight_decay=0.0, frame_counts=[4, 8])
+    view = loop.train_view(config, SSv2(tiny_root, "train"))
+    view.set_epoch(0)
+    batch = torch.utils.data.default_collate([view[i] for i in range(8)])  # one fixed batch of 8 videos
+    model = loop.build_model(config, num_classes=8)
+    optimizer = make_optimizer(model, config)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    losses = [loop.train_step(model, optimizer, scaler, batch, config, torch.device("cpu"), None)[0].item()
+              for _ in range(60)]
+    assert losses[-1] < 0.1 * losses[0], losses[::10]
 
 
 def test_completed_run_is_not_trained_again(tiny_root, tmp_path, torch_state):
@@ -228,3 +240,22 @@ def test_cli_rejects_a_bad_config_with_the_file_and_key(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "bad.yaml" in done.stderr and "learnig_rate" in done.stderr
+
+
+def test_a_signal_during_validation_keeps_the_epoch_and_resumes(reference_run, tmp_path, monkeypatch, torch_state):
+    config, reference_dir = reference_run
+    real = loop.evaluate
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGUSR1)  # arrives as validation starts
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", signalled)
+    with pytest.raises(loop.Preempted, match="while validating epoch 1"):
+        fit(config, tmp_path / "run", progress=False)
+    state = load_checkpoint(RunFolder(tmp_path / "run").last)
+    assert (state["epoch"], state["batch_in_epoch"], state["step"]) == (0, 6, 6)
+    assert read_metrics(tmp_path / "run") == []
+    monkeypatch.setattr(loop, "evaluate", real)
+    fit(config, tmp_path / "run", progress=False)
+    assert_same_run(tmp_path / "run", reference_dir)

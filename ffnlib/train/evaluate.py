@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,9 +18,13 @@ from tqdm.auto import tqdm
 
 from ffnlib.datasets import VideoClips
 
-from .distributed import World, all_reduce_sum
+from .distributed import World, all_reduce_sum, any_rank
 
 log = logging.getLogger(__name__)
+
+class EvaluationStopped(RuntimeError):
+    """`evaluate` was asked to stop (a SIGTERM/SIGUSR1 arrived during validation)."""
+
 
 TABLE_COLUMNS = ["model", "train_frames", "eval_frames", "top1", "top5", "n"]
 
@@ -69,13 +73,15 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
     world: World = World(),
     progress: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Evaluation:
     """Top-1/top-5 of `model` on `source` (an SSv2 split) at each T in `frame_counts`.
 
     Test sampling (segment centres) and the test crop. `max_videos` > 0 keeps the first that many
     videos. `shuffle_frames` puts each clip's frames in a random (seeded) order: a model that uses
     temporal order falls towards chance. Under DDP each rank evaluates its share and counts are
-    summed, so every rank returns the same result.
+    summed, so every rank returns the same result. `should_stop` is asked between batches (every
+    rank agrees on the answer): when it says yes, `EvaluationStopped` is raised.
     """
     device = torch.device(device)
     was_training = model.training
@@ -94,6 +100,8 @@ def evaluate(
             batches = _loader(dataset, batch_size, num_workers, shard)
             for clip, label in tqdm(batches, desc=f"eval {num_frames}F", leave=False,
                                     disable=not (progress and world.is_main)):
+                if should_stop is not None and any_rank(should_stop(), world, device):
+                    raise EvaluationStopped(f"evaluation stopped at {num_frames}F on request")
                 if shuffle_frames:
                     clip = shuffle_time(clip, generator)
                 clip = clip.to(device, non_blocking=True)

@@ -44,7 +44,7 @@ from ffnlib.paths import project_path
 from . import distributed as dist_utils
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from .config import TrainConfig
-from .evaluate import evaluate
+from .evaluate import EvaluationStopped, evaluate
 from .optim import lr_at, make_optimizer, set_lr
 
 log = logging.getLogger(__name__)
@@ -376,7 +376,6 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
             stale.unlink()
         history = _rewrite_metrics(run, epoch)
         run.config.write_text(config.to_yaml())
-        run.pid.write_text(f"{os.getpid()}\n")
 
     step_model: nn.Module = EachClip(model) if config.recipe == "mixed" else model
     if world.distributed:
@@ -408,7 +407,9 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
         return dict(zip(keys, t.tolist()))
 
     stop = _StopRequest()
-    stop.install()
+    stop.install()  # before the pid file appears: a signal sent as soon as it exists is caught
+    if world.is_main:
+        run.pid.write_text(f"{os.getpid()}\n")
     try:
         while epoch < config.epochs:
             dataset.set_epoch(epoch)
@@ -418,7 +419,11 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
                 pin_memory=device.type == "cuda", generator=torch.Generator(),
                 persistent_workers=False)
             # running sums over this epoch (this rank's; all ranks' once restored from a checkpoint)
-            sums = {"loss": 0.0, "correct": 0.0, "samples": 0.0, "frames": 0.0, **partial}
+            # this epoch's running sums; those restored from a mid-epoch checkpoint are all ranks'
+            # together, so only rank 0 carries them
+            sums = {"loss": 0.0, "correct": 0.0, "samples": 0.0, "frames": 0.0,
+                    **(partial if world.is_main else {})}
+            untimed = {"samples": partial.get("samples", 0.0), "frames": partial.get("frames", 0.0)}
             partial = {}
             started = time.perf_counter()
             bar = tqdm(total=steps, initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -463,11 +468,18 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
 
             # -------------------------------------------------------------- epoch end
             totals = global_sums(sums)
-            evaluation = evaluate(_unwrap(model), val_src, config.eval_frame_counts,
-                                  frame_size=config.frame_size, resize_size=config.resize_size,
-                                  batch_size=per_rank_batch, num_workers=config.num_workers, device=device,
-                                  max_videos=config.val_max_videos, autocast_dtype=amp, world=world,
-                                  progress=progress)
+            try:
+                evaluation = evaluate(_unwrap(model), val_src, config.eval_frame_counts,
+                                      frame_size=config.frame_size, resize_size=config.resize_size,
+                                      batch_size=per_rank_batch, num_workers=config.num_workers, device=device,
+                                      max_videos=config.val_max_videos, autocast_dtype=amp, world=world,
+                                      progress=progress, should_stop=lambda: stop.signum is not None)
+            except EvaluationStopped:
+                # the epoch's training is done: keep it, and validate first thing after the resume
+                if world.is_main:
+                    save_checkpoint(run.last, state_dict(epoch, steps, totals))
+                raise Preempted(f"{run.root}: stopped by signal while validating epoch {epoch + 1}; "
+                                f"{run.last} saved, run again to resume") from None
             epoch += 1
             skip = 0
             samples = totals["samples"]
@@ -478,8 +490,9 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
             for row in evaluation.table.itertuples():
                 line[f"val_top1_{row.eval_frames}"] = row.top1
                 line[f"val_top5_{row.eval_frames}"] = row.top5
-            line.update({"seconds": seconds, "clips_per_s": samples / seconds,
-                         "frames_per_s": totals["frames"] / seconds})
+            # throughput of this process's part of the epoch (all of it unless resumed mid-epoch)
+            line.update({"seconds": seconds, "clips_per_s": (samples - untimed["samples"]) / seconds,
+                         "frames_per_s": (totals["frames"] - untimed["frames"]) / seconds})
             improved = line[f"val_top1_{high_eval}"] > best.get(f"top1_{high_eval}", -1.0)
             if improved:
                 best = {f"top1_{t}": line[f"val_top1_{t}"] for t in config.eval_frame_counts}
@@ -504,7 +517,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
             save_checkpoint(run.final, state_dict(epoch, 0, {}))
         dist_utils.barrier(world)
     finally:
-        stop.restore()
         if world.is_main:
-            run.pid.unlink(missing_ok=True)
+            run.pid.unlink(missing_ok=True)  # before the handlers go: nobody signals an unguarded process
+        stop.restore()
     return FitResult(run.root, config, model.eval(), history, best)
