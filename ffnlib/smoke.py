@@ -9,11 +9,6 @@ def enabled() -> bool:
     return os.environ.get("FFN_SMOKE", "") not in ("", "0")
 
 
-def shrink(params: dict, **small) -> dict:
-    """`params` with the values in `small` substituted when the smoke switch is on, else unchanged."""
-    return {**params, **small} if enabled() else dict(params)
-
-
 def overrides(notebook: str, namespace: dict) -> dict:
     """With the switch on: the smoke profile's (configs/smoke.yaml) parameters for `notebook` (its
     stem, e.g. "04_train_tsm") among the names `namespace` defines; with the switch off: nothing.
