@@ -755,8 +755,10 @@ def append_results(path: Path, header: dict, rows: list[dict], goals: list[str])
     if header.get("note"):
         lines.append(f"{header['note']}\n")
     lines.append(f"```\n{header['command']}\n```\n")
+    if header.get("resolved_command") and header["resolved_command"] != header["command"]:
+        lines.append(f"The same with every option spelled out:\n\n```\n{header['resolved_command']}\n```\n")
     context = (f"torch {header['torch']}" + (f", CUDA {header['cuda']}" if header.get("cuda") else "")
-               + f", {header['threads']} torch threads, peak {header['peak_tflops']:.2f} TFLOP/s ({header['peak_source']})")
+               + f", torch threads: {header['threads']}, peak {header['peak_tflops']:.2f} TFLOP/s ({header['peak_source']})")
     lines.append(context + ".")
     if header.get("defaults"):
         lines.append(f"Defaults chosen for {header['device_type']}: {header['defaults']}.")
@@ -799,7 +801,7 @@ def run(args: argparse.Namespace) -> list[dict]:
               "command": command, "resolved_command": resolved_command(args), "note": args.note,
               "defaults": ", ".join(chosen)}
     print(f"train benchmark on {header['device']} ({device}), torch {torch.__version__}, "
-          f"{header['threads']} threads")
+          f"torch threads: {header['threads']}")
     if chosen:
         print(f"defaults chosen for {device.type}: {header['defaults']}")
     print(f"rerun with: {header['resolved_command']}")
