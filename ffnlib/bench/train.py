@@ -669,9 +669,9 @@ COLUMNS = (  # (title, key, format)
     ("model", "model", "{}"), ("batch", "batch_size", "{}"), ("px", "frame_size", "{}"),
     ("prec", "precision", "{}"), ("CL", "channels_last", "yn"), ("compile", "compile", "yn"),
     ("step ms", "step_s", "ms"), ("no-sync ms", "step_s_nosync", "ms"), ("host ms", "step_cpu_s", "ms"),
-    ("clips/s", "clips_per_s", "{:.1f}"),
-    ("frames/s", "frames_per_s", "{:.0f}"), ("TFLOP/s", "achieved_tflops", "{:.2f}"), ("MFU", "mfu", "%"),
-    ("loader clips/s", "loader_clips_per_s", "{:.1f}"), ("e2e clips/s", "e2e_clips_per_s", "{:.1f}"),
+    ("clips/s", "clips_per_s", "num"),
+    ("frames/s", "frames_per_s", "num"), ("TFLOP/s", "achieved_tflops", "num"), ("MFU", "mfu", "%"),
+    ("loader clips/s", "loader_clips_per_s", "num"), ("e2e clips/s", "e2e_clips_per_s", "num"),
     ("e2e/model", "e2e_vs_model", "%"), ("wait", "data_wait_fraction", "%"), ("mem GiB", "peak_mem_gib", "{:.1f}"),
     ("max batch", "max_batch", "maxb"), ("FFN/van", "ffn_vs_vanilla", "{:.2f}"),
     ("FFN/van host", "ffn_vs_vanilla_cpu", "{:.2f}"),
@@ -688,6 +688,8 @@ def _cell(row: dict, key: str, fmt: str) -> str:
         return "yes" if value else "no"
     if fmt == "ms":
         return f"{1e3 * value:.1f}"
+    if fmt == "num":  # three significant figures or more: 1234, 123, 12.3, 1.23, 0.123
+        return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.3g}"
     if fmt == "%":
         return f"{100 * value:.1f}%"
     if fmt == "maxb":
