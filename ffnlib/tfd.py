@@ -27,7 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ffnlib.paths import PROJECT_ROOT
-from ffnlib.train import Evaluation, RunFolder, TrainConfig, evaluate, load_checkpoint, load_trained, open_splits
+from ffnlib.train import (Evaluation, RunFolder, TrainConfig, evaluate, load_checkpoint, load_trained, open_splits,
+                          resolve_device)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def evaluate_model_dir(model_dir: str | Path, frame_counts: Sequence[int], check
     eval_frames, top1, top5, n, seed, step (of the checkpoint) and run (the model folder's name).
     """
     model_dir = Path(model_dir)
+    device = str(resolve_device(device))
     path = RunFolder(model_dir).checkpoints / f"{checkpoint}.pt"
     step = load_checkpoint(path)["step"]
     table_path, per_class_path = _cache_paths(model_dir, checkpoint)
@@ -135,13 +137,6 @@ def resolve_run_dirs(run_dirs: Sequence[str | Path], default: str | Path, root: 
     return found
 
 
-def resolve_device(name: str) -> str:
-    """A device name for evaluation: "auto" picks CUDA, then MPS, then the CPU (as training does)."""
-    from ffnlib.train.distributed import World, resolve_device as resolve
-
-    return str(resolve(name, World()))
-
-
 def collect(run_dirs: Iterable[str | Path], frame_counts: Sequence[int], checkpoint: str = "best", *,
             batch_size: int = 32, num_workers: int = 0, device: str = "cpu", max_videos: int = 0,
             progress: bool = True) -> Evaluation:
@@ -151,12 +146,12 @@ def collect(run_dirs: Iterable[str | Path], frame_counts: Sequence[int], checkpo
     `table`: one row per model folder and T, with the columns of `evaluate_model_dir` plus `run_dir`
     (the workbook run folder) and `model_dir`; `train_frames` is always a string ("16", "4/8/16").
     `per_class`: eval_frames, label, class_name, top1, n, plus model, train_frames, seed, run, run_dir.
-    `device` may be "auto" (see `resolve_device`).
+    `device` may be "auto" (CUDA, then MPS, then the CPU).
     Several run folders are several seeds of the same study; a model met twice with the same seed
     (the same run collected twice) is logged as a warning, since it would count twice in the mean.
     """
     run_dirs = [Path(d) for d in run_dirs]
-    device = resolve_device(device)
+    device = str(resolve_device(device))
     folders = []
     for run_dir in run_dirs:
         found = model_dirs([run_dir], checkpoint)

@@ -5,6 +5,7 @@
 """
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from .config import TrainConfig
+from .distributed import resolve_device
 from .evaluate import Evaluation, evaluate, recalibrate_bn
 from .loop import (REQUEUE_EXIT_CODE, FitResult, NonFiniteLoss, Preempted, RunFolder, build_model, fit,
                    load_trained, open_splits, read_metrics)
@@ -12,5 +13,5 @@ from .loop import (REQUEUE_EXIT_CODE, FitResult, NonFiniteLoss, Preempted, RunFo
 __all__ = [
     "REQUEUE_EXIT_CODE", "CheckpointError", "Evaluation", "FitResult", "NonFiniteLoss", "Preempted",
     "RunFolder", "TrainConfig", "build_model", "evaluate", "fit", "load_checkpoint", "load_model_state",
-    "load_trained", "open_splits", "read_metrics", "recalibrate_bn", "save_checkpoint",
+    "load_trained", "open_splits", "read_metrics", "recalibrate_bn", "resolve_device", "save_checkpoint",
 ]

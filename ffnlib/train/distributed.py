@@ -40,8 +40,8 @@ def init_world(device_hint: str = "auto") -> World:
     return world
 
 
-def resolve_device(name: str, world: World) -> torch.device:
-    """`auto` picks CUDA (this rank's GPU), then MPS, then CPU."""
+def resolve_device(name: str, world: World = World()) -> torch.device:
+    """`auto` picks CUDA (this rank's GPU), then MPS, then CPU; "cuda" means this rank's GPU."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", world.local_rank)
