@@ -81,3 +81,14 @@ def test_input_is_not_modified():
 def test_bad_input_is_a_clear_error(shape, t, match):
     with pytest.raises(ValueError, match=match):
         temporal_shift(torch.zeros(shape), t)
+
+
+def test_channels_last_stays_channels_last_with_the_same_values():
+    """A channels_last input must not come back in the default layout (every block's conv1 would copy it)."""
+    x = torch.randn(2 * 4, 16, 5, 6)
+    fast = x.to(memory_format=torch.channels_last).requires_grad_()
+    out = temporal_shift(fast, num_frames=4)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, temporal_shift(x, num_frames=4), rtol=0, atol=0)
+    out.backward(torch.ones_like(out))
+    assert fast.grad.is_contiguous(memory_format=torch.channels_last)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 def _shift_folds(x: Tensor, fold: int, reverse: bool) -> Tensor:
     """x (N, T, C, H, W): fold 0 from t+1 and fold 1 from t-1 (swapped when `reverse`), zero padded."""
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    out = torch.empty_like(x)  # keeps the input's strides: channels_last stays channels_last
     first, second = (slice(0, fold), slice(fold, 2 * fold))
     if reverse:
         first, second = second, first
