@@ -56,7 +56,7 @@ ffn_activate() {
         ffn_die 2 "FFN_CONDA_ENV=$FFN_CONDA_ENV but there is no conda command (module load conda?)"
     fi
     PYTHON=${FFN_PYTHON:-python}
-    command -v "$PYTHON" >/dev/null || ffn_die 2 "no $PYTHON: make the conda env (docs/cluster.md) or set FFN_PYTHON"
+    command -v "$PYTHON" >/dev/null || ffn_die 2 "no $PYTHON: make the conda env (README.md, "On a cluster") or set FFN_PYTHON"
 }
 
 # ffn_start RUN_DIR: absolute run folder, its log file, the environment, a header in the log.

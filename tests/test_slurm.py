@@ -350,7 +350,7 @@ def test_conda_env_is_activated(job, env, expected):
 def _documented_sbatch_lines() -> list[list[str]]:
     import shlex
 
-    text = (PROJECT_ROOT / "docs" / "cluster.md").read_text()
+    text = (PROJECT_ROOT / "README.md").read_text().split("## On a cluster")[1].split("\n## ")[0]
     lines = re.findall(r"^(?:\w+=\$\()?sbatch (.+?)\)?$", text, re.M)
     return [shlex.split(line.split("  #")[0]) for line in lines]
 
