@@ -36,7 +36,7 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from ffnlib.datasets import SSv2, MultiFrameClips, VideoClips
+from ffnlib.datasets import MultiFrameClips, SSv2, VideoClips, open_dataset
 from ffnlib.losses import temporal_distillation
 from ffnlib.models import create_model
 from ffnlib.paths import project_path
@@ -122,18 +122,10 @@ def _rewrite_metrics(run: RunFolder, keep_epochs: int) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ data
 def open_splits(config: TrainConfig) -> tuple[SSv2, SSv2]:
-    """The train and validation splits: SSv2 at `data_root`, or the built-in data (generated once).
-
-    Relative `data_root` and `video_dir` are taken from the project root (as `pretrained` in
-    `build_model`), so one config works from the command line and from notebooks/."""
-    if config.data_root:
-        root = project_path(config.data_root)
-    else:
-        from ffnlib import synthetic
-
-        root = synthetic.prepare(**config.builtin)
-    video_dir = project_path(config.video_dir) if config.video_dir else None
-    return SSv2(root, "train", video_dir=video_dir), SSv2(root, "validation", video_dir=video_dir)
+    """The train and validation splits of `config`'s data: SSv2 at `data_root`, or the built-in
+    data (generated once); see `ffnlib.datasets.open_dataset`."""
+    return tuple(open_dataset(config.data_root, split, config.video_dir, config.builtin)
+                 for split in ("train", "validation"))
 
 
 def train_view(config: TrainConfig, source: SSv2):
