@@ -164,16 +164,24 @@ def run_notebook(notebook: str | Path, run_dir: str | Path, parameters: dict | N
 
 
 def reproduce(profile: str | Path, out: str | Path, only: list[str] | None = None,
-              progress: bool = False) -> dict:
+              overrides: dict | None = None, progress: bool = False) -> dict:
     """Run the notebooks (all, or `only`) in phase order with `profile` into `out`; stop at the first
-    failure. Returns {notebook stem: seconds} and writes it to `<out>/reproduce.json`."""
+    failure. `overrides` (e.g. {"seed": 1}) go to every notebook that declares them, after the
+    profile; one that no notebook declares is an error. Returns {notebook stem: seconds} and writes
+    it to `<out>/reproduce.json`."""
     settings = load_profile(profile)
     out = Path(out).resolve()
-    chosen = [find_notebook(name) for name in only] if only else notebooks()
+    chosen = sorted(find_notebook(name) for name in only) if only else notebooks()
+    overrides = dict(overrides or {})
+    declared = {nb: set(declared_parameters(nb)) for nb in chosen}
+    unused = sorted(set(overrides) - set().union(*declared.values()))
+    if unused:
+        raise WorkbookError(f"no notebook declares {unused}; check the names against the parameters cells")
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    for notebook in sorted(chosen):
-        params = profile_parameters(settings, notebook, set(declared_parameters(notebook)))
+    for notebook in chosen:
+        params = profile_parameters(settings, notebook, declared[notebook])
+        params.update({k: v for k, v in overrides.items() if k in declared[notebook]})
         t0 = time.perf_counter()
         run_notebook(notebook, out, params, progress=progress)
         timings[notebook.stem] = round(time.perf_counter() - t0, 1)
@@ -216,6 +224,8 @@ def main(argv=None) -> int:
     rep.add_argument("--profile", required=True, help="demo, smoke, ssv2_r50 or a YAML path")
     rep.add_argument("--out", type=Path, help="run folder (default: runs/<profile>)")
     rep.add_argument("--only", nargs="+", help="run only these notebooks (names or phase numbers)")
+    rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                     help="a parameter for every notebook that declares it (e.g. -p seed 1); repeatable")
     for p in (run, rep):
         p.add_argument("--progress", action="store_true", help="show papermill's cell progress bar")
     args = parser.parse_args(argv)
@@ -234,7 +244,8 @@ def main(argv=None) -> int:
             print(run_notebook(notebook, args.run_dir, params, progress=args.progress))
         else:
             out = args.out or runs_dir() / Path(args.profile).stem
-            timings = reproduce(args.profile, out, args.only, progress=args.progress)
+            overrides = {k: _parse_value(v) for k, v in args.parameter}
+            timings = reproduce(args.profile, out, args.only, overrides, progress=args.progress)
             print(f"done: {out} in {timings['total']:.0f} s")
     except NotebookFailed as e:
         print(f"error: {e}", file=sys.stderr)

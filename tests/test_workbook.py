@@ -97,3 +97,40 @@ def test_profiles_in_configs_are_valid():
             profile = workbook.load_profile(name)
             for nb in workbook.notebooks():
                 workbook.profile_parameters(profile, nb, set(workbook.declared_parameters(nb)))
+
+
+def test_notebook_defaults_are_the_demo_profile():
+    """`make demo` injects configs/demo.yaml; a notebook opened in JupyterLab runs its own defaults.
+    Both must be the same study, so every value the demo profile gives a notebook is its default."""
+    profile = workbook.load_profile("demo")
+    for nb in workbook.notebooks():
+        declared = workbook.declared_parameters(nb)
+        given = workbook.profile_parameters(profile, nb, set(declared))
+        differing = {k: (declared[k], v) for k, v in given.items() if declared[k] != v}
+        assert not differing, f"{nb.stem}: defaults differ from configs/demo.yaml: {differing}"
+
+
+def test_reproduce_refuses_an_override_no_notebook_declares(tmp_path):
+    with pytest.raises(workbook.WorkbookError, match=r"no notebook declares \['sede'\]"):
+        workbook.reproduce("smoke", tmp_path / "run", only=["01"], overrides={"sede": 1})
+
+
+def test_reproduce_runs_the_whole_workbook_into_one_run_folder(tmp_path, monkeypatch):
+    """The main job's path at smoke size: 01..08 headless, ending in the TFD table and its figures."""
+    monkeypatch.setenv("FFN_RUNS_DIR", str(tmp_path / "runs"))
+    out = tmp_path / "runs" / "smoke"
+    timings = workbook.reproduce("smoke", out, overrides={"seed": 3})
+    stems = [nb.stem for nb in workbook.notebooks()]
+    assert list(timings) == [*stems, "total"]
+    for stem in stems:
+        assert (out / f"{stem}.ipynb").exists()
+        params = yaml.safe_load((out / f"{stem}.params.yaml").read_text())
+        assert params.get("run_dir") in (None, str(out.resolve()))
+    assert {p.name for p in (out / "models").iterdir()} == {"vanilla_16f", "st_4f", "ffn", "proportional", "mixed"}
+    table = pd.read_csv(out / "tfd_table.csv")
+    assert list(table.columns) == ["model", "train_frames", "eval_frames", "top1", "top5", "n", "seed"]
+    assert set(table["model"]) == {"vanilla", "st", "ffn", "proportional", "mixed"} and set(table["seed"]) == {3}
+    markdown = (out / "tfd_table.md").read_text()
+    assert "56.07" in markdown and "61.02" in markdown  # the paper's rows beside ours
+    assert sorted(p.name for p in (out / "figures").glob("*.png")) == [
+        "accuracy_vs_frames.png", "accuracy_vs_gflops.png", "per_class_tfd.png"]
