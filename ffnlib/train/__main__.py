@@ -48,16 +48,19 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     run_dir = args.run_dir or runs_dir() / f"{args.config.stem}-{config.recipe}"
+    finished_together = False  # every rank stops at the same step when it completes or is preempted
     try:
         result = fit(config, run_dir, progress=not args.no_progress)
+        finished_together = True
     except Preempted as e:
+        finished_together = True
         print(f"preempted: {e}", file=sys.stderr)
         return Preempted.exit_code
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        shutdown()
+        shutdown(wait_for_peers=finished_together)
     print(f"done: {result.run_dir} (best {result.best})")
     return 0
 

@@ -77,7 +77,14 @@ def any_rank(flag: bool, world: World, device: torch.device) -> bool:
     return bool(t.item())
 
 
-def shutdown() -> None:
-    """Leave the process group, if one was joined."""
+def shutdown(wait_for_peers: bool = True) -> None:
+    """Leave the process group, if one was joined, by default once every rank has reached this point.
+
+    Without the barrier a rank that finishes first tears its gloo connections down while a peer is
+    still using them, and the peer can abort ("terminate called without an active exception"). Pass
+    `wait_for_peers=False` on an error path, where a peer may never arrive.
+    """
     if dist.is_available() and dist.is_initialized():
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
