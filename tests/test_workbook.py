@@ -110,6 +110,22 @@ def test_notebook_defaults_are_the_demo_profile():
         assert not differing, f"{nb.stem}: defaults differ from configs/demo.yaml: {differing}"
 
 
+# What each training notebook decides itself rather than taking from a profile's train section.
+SET_BY_THE_NOTEBOOK = {"04_train_tsm": {"recipe", "frame_counts", "frame_probs", "lam"},
+                       "07_train_ffn": {"recipe", "num_frames"}}
+
+
+@pytest.mark.parametrize("profile_name", ["demo", "smoke", "ssv2_r50"])
+def test_training_notebooks_declare_every_train_setting_of_a_profile(profile_name):
+    """A train key the notebooks do not declare would be dropped without a word (the notebook would
+    train with TrainConfig's default instead), so each training notebook declares all of them."""
+    profile = workbook.load_profile(profile_name)
+    for stem, own in SET_BY_THE_NOTEBOOK.items():
+        declared = set(workbook.declared_parameters(workbook.find_notebook(stem)))
+        missing = sorted(set(profile["train"]) - declared - own)
+        assert not missing, f"{stem} does not declare {missing}, which configs/{profile_name}.yaml sets"
+
+
 def test_reproduce_refuses_an_override_no_notebook_declares(tmp_path):
     with pytest.raises(workbook.WorkbookError, match=r"no notebook declares \['sede'\]"):
         workbook.reproduce("smoke", tmp_path / "run", only=["01"], overrides={"sede": 1})
