@@ -4,7 +4,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from ffnlib import workbook
-from ffnlib.notebooks import CHECK_MARK, clean, problems
+from ffnlib.notebooks import CHECK_MARK, clean, problems, set_defaults
 
 
 @pytest.mark.parametrize("path", workbook.notebooks(), ids=lambda p: p.stem)
@@ -50,3 +50,16 @@ def test_clean_keeps_only_the_checked_outputs():
     assert problems(nb) == []
     assert nb.cells[1].outputs == [] and nb.cells[1].execution_count is None
     assert nb.cells[2].outputs[0]["data"]["text/plain"] == "2"
+
+
+def test_defaults_take_the_profile_values_and_keep_comments(tmp_path):
+    params = new_code_cell('lr = 0.5  # step size = lr\nsteps = [1, 2]\nname = "x"  # kept\nseed = 0')
+    params.metadata["tags"] = ["parameters"]
+    path = tmp_path / "04_train_tsm.ipynb"
+    nbformat.write(new_notebook(cells=[params]), path)
+    profile = tmp_path / "p.yaml"
+    profile.write_text("train: {lr: 0.1, seed: 0}\nnotebooks:\n  04_train_tsm: {steps: [4], name: 'y z'}\n")
+    assert sorted(set_defaults(path, profile)) == ["lr", "name", "steps"]
+    source = nbformat.read(path, as_version=4).cells[0].source
+    assert source == 'lr = 0.1  # step size = lr\nsteps = [4]\nname = "y z"  # kept\nseed = 0'
+    assert set_defaults(path, profile) == []
