@@ -1,9 +1,10 @@
+import pandas as pd
 import torch
 
 from ffnlib.datasets import SSv2
 from ffnlib.models import create_model
 from ffnlib.train import evaluate, recalibrate_bn
-from ffnlib.train.evaluate import TABLE_COLUMNS, shuffle_time
+from ffnlib.train.evaluate import TABLE_COLUMNS, frame_count_groups, shuffle_time
 
 SIZES = dict(frame_size=32, resize_size=36)
 
@@ -22,6 +23,31 @@ def test_long_table_at_any_frame_count(tiny_root):
     assert len(per_class) == 3 * source.num_classes
     assert per_class.groupby("eval_frames")["n"].sum().tolist() == [len(source)] * 3
     assert model.training  # evaluation leaves the model in the mode it found it
+
+
+def test_frame_counts_are_grouped_into_decoding_passes():
+    assert frame_count_groups([2, 3, 4, 6, 8, 12, 16]) == [[2, 3, 4, 6, 8], [12, 16]]
+    assert frame_count_groups([16, 4, 8, 4]) == [[4, 8, 16]]
+    assert frame_count_groups([8, 40], frames_per_pass=32) == [[8], [40]]
+    assert frame_count_groups([4, 8], frames_per_pass=1) == [[4], [8]]
+
+
+def test_one_decoding_pass_for_several_t_gives_what_one_pass_per_t_gives(tiny_root):
+    """Clips are the same whichever T they are decoded beside, shuffled frames included."""
+    source = SSv2(tiny_root, "validation")
+
+    class OrderSensitive(torch.nn.Module):  # its answer changes with any pixel and with frame order
+        def forward(self, x):  # x (B, C, T, H, W)
+            weights = torch.arange(1, x.shape[2] + 1, dtype=x.dtype)[:, None, None]  # (T, 1, 1)
+            signature = (x * weights).sum(dim=(1, 2, 3, 4))  # (B,)
+            return torch.sin(signature[:, None] * torch.arange(1, source.num_classes + 1))  # (B, classes)
+
+    model = OrderSensitive()
+    runs = [evaluate(model, source, [8, 2, 4], shuffle_frames=True, progress=False, frames_per_pass=n, **SIZES)
+            for n in (32, 1)]
+    pd.testing.assert_frame_equal(runs[0].table, runs[1].table)
+    pd.testing.assert_frame_equal(runs[0].per_class, runs[1].per_class)
+    assert runs[0].table["eval_frames"].tolist() == [8, 2, 4]  # the caller's order
 
 
 def test_accuracy_counts_what_the_model_predicts(tiny_root):

@@ -1,7 +1,9 @@
 """Evaluation at any frame count: 1 clip x 1 centre crop, the protocol of the paper's tables.
 
 `evaluate` returns a long table (one row per evaluated T) and per-class accuracy. An FFN model picks
-its nearest branch by itself (its single-clip forward), so one function serves every model.
+its nearest branch by itself (its single-clip forward), so one function serves every model. Each
+video is decoded once for several T (decoding, not the small network, is what evaluation costs on
+the built-in data).
 `recalibrate_bn` re-estimates BatchNorm statistics at another T (how much of TFD is BN statistics).
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ffnlib.datasets import VideoClips
+from ffnlib.datasets import MultiFrameClips, VideoClips
 
 from .distributed import World, all_reduce_sum, any_rank
 
@@ -47,6 +49,23 @@ def _loader(dataset, batch_size: int, num_workers: int, indices=None):
         persistent_workers=False, pin_memory=False)
 
 
+FRAMES_PER_PASS = 32  # frames of all T decoded into one sample at most (twice a 16F clip's memory)
+
+
+def frame_count_groups(frame_counts: Sequence[int], frames_per_pass: int = FRAMES_PER_PASS) -> list[list[int]]:
+    """The distinct T of `frame_counts`, ascending, in groups of at most `frames_per_pass` frames in
+    all (a T larger than that is a group of its own): one decoding pass over the videos per group."""
+    groups, total = [], 0
+    for t in sorted({int(t) for t in frame_counts}):
+        if groups and total + t <= frames_per_pass:
+            groups[-1].append(t)
+            total += t
+        else:
+            groups.append([t])
+            total = t
+    return groups
+
+
 def shuffle_time(clip: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """`clip` (B, C, T, H, W) with the frames of each clip put in a random order."""
     b, _, t = clip.shape[:3]
@@ -74,6 +93,7 @@ def evaluate(
     world: World = World(),
     progress: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    frames_per_pass: int = FRAMES_PER_PASS,
 ) -> Evaluation:
     """Top-1/top-5 of `model` on `source` (an SSv2 split) at each T in `frame_counts`.
 
@@ -81,7 +101,9 @@ def evaluate(
     videos. `shuffle_frames` puts each clip's frames in a random (seeded) order: a model that uses
     temporal order falls towards chance. Under DDP each rank evaluates its share and counts are
     summed, so every rank returns the same result. `should_stop` is asked between batches (every
-    rank agrees on the answer): when it says yes, `EvaluationStopped` is raised.
+    rank agrees on the answer): when it says yes, `EvaluationStopped` is raised. Each video is
+    decoded once per group of T (`frame_count_groups`); test sampling and the centre crop are
+    deterministic, so a clip is the same whichever T it is decoded beside.
     """
     device = torch.device(device)
     was_training = model.training
@@ -89,39 +111,42 @@ def evaluate(
     num_videos = len(source) if max_videos <= 0 else min(max_videos, len(source))
     shard = range(world.rank, num_videos, world.world_size)
     num_classes = len(source.classes)
-    rows, per_class_rows = [], []
+    # per T and class: [videos, top-1 correct, top-5 correct]
+    counts = {}
     try:
-        for num_frames in frame_counts:
-            dataset = VideoClips(source, num_frames=num_frames, train=False, frame_size=frame_size,
-                                 resize_size=resize_size)
-            generator = torch.Generator().manual_seed(int(num_frames))
-            # per class: [videos, top-1 correct, top-5 correct]
-            counts = torch.zeros(num_classes, 3, dtype=torch.float64)
+        for group in frame_count_groups(frame_counts, frames_per_pass):
+            dataset = MultiFrameClips(source, group, train=False, frame_size=frame_size, resize_size=resize_size)
+            generators = {t: torch.Generator().manual_seed(t) for t in group}
+            for t in group:
+                counts[t] = torch.zeros(num_classes, 3, dtype=torch.float64)
             batches = _loader(dataset, batch_size, num_workers, shard)
-            for clip, label in tqdm(batches, desc=f"eval {num_frames}F", leave=False,
-                                    disable=not (progress and world.is_main)):
+            for *clips, label in tqdm(batches, desc=f"eval {'/'.join(map(str, group))}F", leave=False,
+                                      disable=not (progress and world.is_main)):
                 if should_stop is not None and any_rank(should_stop(), world, device):
-                    raise EvaluationStopped(f"evaluation stopped at {num_frames}F on request")
-                if shuffle_frames:
-                    clip = shuffle_time(clip, generator)
-                clip = clip.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    logits = model(clip)  # (B, classes)
-                top5 = logits.float().topk(min(5, num_classes), dim=1).indices.cpu()  # (B, 5)
-                hit1 = (top5[:, 0] == label).double()
-                hit5 = (top5 == label[:, None]).any(dim=1).double()
-                counts.index_add_(0, label, torch.stack([torch.ones_like(hit1), hit1, hit5], dim=1))
-            all_reduce_sum(counts, world)
-            n, c1, c5 = counts.sum(dim=0).tolist()
-            rows.append({"model": model_name, "train_frames": train_frames, "eval_frames": int(num_frames),
-                         "top1": 100.0 * c1 / max(n, 1), "top5": 100.0 * c5 / max(n, 1), "n": int(n)})
-            for label in range(num_classes):
-                n_c, c1_c, _ = counts[label].tolist()
-                per_class_rows.append({"eval_frames": int(num_frames), "label": label,
-                                       "class_name": source.classes[label],
-                                       "top1": 100.0 * c1_c / n_c if n_c else float("nan"), "n": int(n_c)})
+                    raise EvaluationStopped(f"evaluation stopped at {group}F on request")
+                for t, clip in zip(group, clips):  # clip (B, C, t, H, W)
+                    if shuffle_frames:
+                        clip = shuffle_time(clip, generators[t])
+                    clip = clip.to(device, non_blocking=True)
+                    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                        logits = model(clip)  # (B, classes)
+                    top5 = logits.float().topk(min(5, num_classes), dim=1).indices.cpu()  # (B, 5)
+                    hit1 = (top5[:, 0] == label).double()
+                    hit5 = (top5 == label[:, None]).any(dim=1).double()
+                    counts[t].index_add_(0, label, torch.stack([torch.ones_like(hit1), hit1, hit5], dim=1))
+            for t in group:
+                all_reduce_sum(counts[t], world)
     finally:
         model.train(was_training)
+    rows, per_class_rows = [], []
+    for num_frames in dict.fromkeys(int(t) for t in frame_counts):  # the caller's order, once each
+        n, c1, c5 = counts[num_frames].sum(dim=0).tolist()
+        rows.append({"model": model_name, "train_frames": train_frames, "eval_frames": num_frames,
+                     "top1": 100.0 * c1 / max(n, 1), "top5": 100.0 * c5 / max(n, 1), "n": int(n)})
+        for label in range(num_classes):
+            n_c, c1_c, _ = counts[num_frames][label].tolist()
+            per_class_rows.append({"eval_frames": num_frames, "label": label, "class_name": source.classes[label],
+                                   "top1": 100.0 * c1_c / n_c if n_c else float("nan"), "n": int(n_c)})
     return Evaluation(pd.DataFrame(rows, columns=TABLE_COLUMNS), pd.DataFrame(per_class_rows))
 
 
