@@ -2,11 +2,12 @@
 
 Every class is a *motion* of a cloud of dots (moving left, moving up and to the right, ...): no
 single frame tells the class, because start positions are random and positions wrap around the frame
-edges; only the displacement between frames does. With the demo's knobs the dots (Gaussian, radius
-1.4-1.8 px) travel 12-15 px over the whole video, so about 0.85 px between the frames of a 16-frame
-sample and about 3.4 px between those of a 4-frame sample: motion features learnt at 16 frames do
-not fit 4-frame clips, which is what makes a model trained at 16 frames fail at 4 (Temporal
-Frequency Deviation). docs/built-in-study.md has the measurements behind every default.
+edges; only the displacement between frames does. With the demo's knobs 5-8 dots (Gaussian, radius
+1.4-1.8 px, one random bright colour per video) travel 14-18 px over the whole video, so about 1 px
+between the frames of a 16-frame sample and about 4 px between those of a 4-frame sample, while 0-2
+distractor dots each drift their own way: motion features learnt at 16 frames do not fit 4-frame
+clips, which is what makes a model trained at 16 frames fail at 4 (Temporal Frequency Deviation).
+docs/built-in-study.md has the measurements behind every default.
 
 `prepare()` writes the dataset once and returns its root, laid out exactly as SSv2 is, so that the
 built-in data goes through the same code path as the real data::
@@ -131,10 +132,10 @@ class Design:
     max_frames: int = 40  # (>= 32 keeps 2+ frames per 16F training segment)
     num_dots: tuple[int, int] = (5, 8)  # dots that carry the class motion
     dot_sigma: tuple[float, float] = (1.4, 1.8)  # Gaussian radius of a dot
-    travel: tuple[float, float] = (12.0, 15.0)  # distance every dot travels over the whole video
-    num_distractors: tuple[int, int] = (0, 0)  # extra dots, each moving its own random way
+    travel: tuple[float, float] = (14.0, 18.0)  # distance every dot travels over the whole video
+    num_distractors: tuple[int, int] = (0, 2)  # extra dots, each moving its own random way
     disc: float = 0.45  # radial and rotating clouds live in a disc of radius disc * video_size
-    colour: str = "white"  # "white", or "random": one random bright hue per video
+    colour: str = "random"  # "white", or "random": one random bright hue per video
     background: str = "black"  # "black", or "random": one random dark flat colour per video
 
     def __post_init__(self):
