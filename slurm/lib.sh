@@ -2,10 +2,11 @@
 #
 # Stop and requeue:
 #   1. SLURM sends USR1 to the batch shell only, 10 minutes before the time limit (#SBATCH
-#      --signal=B:USR1@600), or when asked: `scancel --batch --signal=USR1 JOBID`. Not 120 s: the loop
-#      looks at the stop request between steps, not during the validation at each epoch's end (3 passes
-#      over SSv2's 24,777 validation videos, minutes); a job still validating at the limit is killed
-#      without a requeue and loses the steps since the last save.
+#      --signal=B:USR1@600), or when asked: `scancel --batch --signal=USR1 JOBID`. The training loop
+#      acts on it within one step or one validation batch (seconds), but 10 minutes rather than 2 leave
+#      room for writing last.pt to a slow shared filesystem and for what notebooks do outside the loop
+#      (05's and 08's evaluations do not stop on the signal; a job killed there is not requeued, though
+#      the evaluations already finished are cached beside each checkpoint).
 #   2. The trap forwards USR1 to the training process named in each train.pid file of the run folder,
 #      and to nothing else: papermill and torchrun would die of it (USR1 terminates by default).
 #      A training process that starts after the signal is told as soon as its train.pid appears.
