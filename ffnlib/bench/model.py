@@ -2,11 +2,13 @@
 vanilla TSM step (one 16-frame clip, cross-entropy) on the same architecture and batch.
 
 The ratio's floor is the frame ratio (4+8+16)/16 = 1.75: FFN sees 28 frames per video where TSM sees
-16; above it is what three smaller batches cost over one (per-call overhead, less efficient kernels),
-plus FFN's own parts (private BN, adaconv), which cost next to nothing. That overhead is fixed per
-pass, so the ratio falls towards the floor as the batch grows: it is measured at several sizes.
+16. Above it is what three smaller passes cost over one big one (per-call overhead, kernels less
+efficient on fewer frames), plus FFN's own parts (private BN, adaconv). To tell the two apart a third
+step is timed: the vanilla TSM run on the same three clips, one forward+backward each ("vanilla per
+count"). FFN / vanilla-per-count near 1 means FFN's own parts cost next to nothing and the rest is the
+splitting into passes.
 
-Steps alternate between the two models and medians are kept, so a neighbour's load hits both. Two
+Steps alternate between the models and medians are kept, so a neighbour's load hits all of them. Two
 clocks: wall time, and this process's CPU time, which a busy shared machine disturbs less (with
 --threads 1 it is the step's own compute; with more threads it adds up the threads, waits included).
 """
@@ -37,25 +39,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _step(model, clips, target) -> None:
-    """One forward+backward: cross-entropy for a TSM on one clip, temporal distillation for an FFN."""
+    """One forward+backward: temporal distillation for an FFN on all its clips; for a TSM, cross-entropy
+    on each clip in turn (one clip: the vanilla step; several: the vanilla-per-count step)."""
+    model.zero_grad(set_to_none=True)
     if isinstance(model, FFNResNet):
         logits = model(clips)
-        loss = temporal_distillation_by_count({c.shape[2]: z for c, z in zip(clips, logits)}, target).total
-    else:
-        loss = torch.nn.functional.cross_entropy(model(clips[0]), target)
-    model.zero_grad(set_to_none=True)
-    loss.backward()
+        temporal_distillation_by_count({c.shape[2]: z for c, z in zip(clips, logits)}, target).total.backward()
+        return
+    for clip in clips:
+        torch.nn.functional.cross_entropy(model(clip), target).backward()
 
 
 def step_times(arch: str = "small", batch_size: int = 8, frame_size: int = 32, num_classes: int = 174,
                frame_counts=(4, 8, 16), steps: int = 10, warmup: int = 2, device: str = "cpu",
                seed: int = 0, threads: int | None = None) -> dict:
-    """Median seconds of one vanilla step (tsm_<arch>, the largest count) and one FFN step (ffn_<arch>,
-    every count), by wall clock and by process CPU time, on random clips (B, 3, T, S, S).
+    """Median seconds of one vanilla step (tsm_<arch>, the largest count), one FFN step (ffn_<arch>,
+    every count) and one vanilla step per count on the FFN's clips, by wall clock and by process CPU
+    time, on random clips (B, 3, T, S, S).
 
     `threads` sets torch's CPU threads for the measurement only (None: leave them).
-    Returns {"wall": {"vanilla": s, "ffn": s}, "cpu": {...}, "macs": {...forward MACs per video},
-    "parameters": {...}}.
+    Returns {"wall": {"vanilla": s, "ffn": s, "vanilla_per_count": s}, "cpu": {...},
+    "macs": {"vanilla": ..., "ffn": ...} (forward MACs per video), "parameters": {...}}.
     """
     before = torch.get_num_threads()
     if threads:
@@ -77,7 +81,8 @@ def _step_times(arch, batch_size, frame_size, num_classes, frame_counts, steps, 
         return torch.randn(batch_size, 3, t, frame_size, frame_size, device=device)  # (B, C, T, H, W)
 
     target = torch.randint(num_classes, (batch_size,), device=device)
-    runs = {"vanilla": (vanilla, [clip(counts[-1])]), "ffn": (ffn, [clip(t) for t in counts])}
+    clips = [clip(t) for t in counts]
+    runs = {"vanilla": (vanilla, clips[-1:]), "ffn": (ffn, clips), "vanilla_per_count": (vanilla, clips)}
     wall: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(warmup + steps):
@@ -102,7 +107,8 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     counts = sorted(args.frame_counts)
     s = args.frame_size
-    labels = {"vanilla": f"vanilla {counts[-1]}F step", "ffn": f"FFN {'+'.join(map(str, counts))} step"}
+    labels = {"vanilla": f"vanilla {counts[-1]}F step", "ffn": f"FFN {'+'.join(map(str, counts))} step",
+              "vanilla_per_count": f"vanilla {','.join(map(str, counts))}F passes"}
     floor = sum(counts) / counts[-1]
     for i, b in enumerate(args.batch_size):
         res = step_times(args.arch, b, s, args.num_classes, counts, args.steps, args.warmup, args.device)
@@ -113,8 +119,10 @@ def run(args: argparse.Namespace) -> None:
                   f"steps; forward MACs ratio {macs['ffn'] / macs['vanilla']:.3f}")
         print(f"batch {b}:")
         for name, label in labels.items():
-            print(f"  {label:20s} wall {1e3 * med['wall'][name]:8.1f} ms   cpu {1e3 * med['cpu'][name]:8.1f} ms   "
-                  f"(forward {macs[name] / 1e9 * b:.3f} GMACs a batch)")
+            gmacs = f"   (forward {macs[name] / 1e9 * b:.3f} GMACs a batch)" if name in macs else "   (3 passes)"
+            print(f"  {label:20s} wall {1e3 * med['wall'][name]:8.1f} ms   cpu {1e3 * med['cpu'][name]:8.1f} ms{gmacs}")
         print(f"  ratio FFN / vanilla: wall {med['wall']['ffn'] / med['wall']['vanilla']:.2f}, "
               f"cpu {med['cpu']['ffn'] / med['cpu']['vanilla']:.2f}  (floor {floor:.2f} = "
               f"{sum(counts)}/{counts[-1]} frames)")
+        print(f"  ratio FFN / vanilla per count: wall {med['wall']['ffn'] / med['wall']['vanilla_per_count']:.2f}, "
+              f"cpu {med['cpu']['ffn'] / med['cpu']['vanilla_per_count']:.2f}  (1: FFN's own parts cost nothing)")
