@@ -72,8 +72,12 @@ def _write_one(job: tuple) -> bool:
     return True
 
 
+FPS = 12  # SSv2's frame rate
+CRF = 30  # VP9 quality: about SSv2's bytes per clip
+
+
 def write_ssv2_like(folder: str | Path, num_videos: int, *, num_video_frames: int = 48, height: int = 240,
-                    width: int = 427, fps: int = 12, crf: int = 30, num_classes: int = 1, seed: int = 0,
+                    width: int = 427, fps: int = FPS, crf: int = CRF, num_classes: int = 1, seed: int = 0,
                     workers: int = 1) -> Path:
     """Write `num_videos` SSv2-like clips and SSv2-layout annotations into `folder`; return it.
 

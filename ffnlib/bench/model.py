@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> None:
                   f"steps; forward MACs ratio {macs['ffn'] / macs['vanilla']:.3f}")
         print(f"batch {b}:")
         for name, label in labels.items():
-            gmacs = f"   (forward {macs[name] / 1e9 * b:.3f} GMACs a batch)" if name in macs else "   (3 passes)"
+            gmacs = f"   (forward {macs[name] / 1e9 * b:.3f} GMACs a batch)" if name in macs else f"   ({len(counts)} passes)"
             print(f"  {label:20s} wall {1e3 * med['wall'][name]:8.1f} ms   cpu {1e3 * med['cpu'][name]:8.1f} ms{gmacs}")
         print(f"  ratio FFN / vanilla: wall {med['wall']['ffn'] / med['wall']['vanilla']:.2f}, "
               f"cpu {med['cpu']['ffn'] / med['cpu']['vanilla']:.2f}  (floor {floor:.2f} = "

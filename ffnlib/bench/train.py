@@ -48,14 +48,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ffnlib.bench import clips
 from ffnlib.bench.clips import write_ssv2_like
 from ffnlib.datasets import SSv2
 from ffnlib.models import ARCHITECTURES, flops
 from ffnlib.paths import PROJECT_ROOT
 from ffnlib.train.config import TrainConfig
 from ffnlib.train.distributed import World, resolve_device
-from ffnlib.train.loop import autocast_dtype, build_model, compute_loss, epoch_batches, train_step, train_view
-from ffnlib.train.optim import make_optimizer, param_groups
+from ffnlib.train.loop import add_step, autocast_dtype, build_model, epoch_batches, train_step, train_view
+from ffnlib.train.optim import make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -370,11 +371,7 @@ def build_trainee(config: TrainConfig, args: argparse.Namespace, device: torch.d
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
-    if args.optimizer == "fused":
-        optimizer = torch.optim.SGD(param_groups(model, config), lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay, fused=True)
-    else:
-        optimizer = make_optimizer(model, config)
+    optimizer = make_optimizer(model, config, fused=args.optimizer == "fused")
     amp = autocast_dtype(config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     step_model = model
@@ -397,29 +394,13 @@ def synthetic_batch(trainee: Trainee, batch_size: int, seed: int = 0) -> tuple:
 def fit_step(trainee: Trainee, batch, sums: dict) -> None:
     """`train_step`, then the per-step logging of `fit` (each `.item()` waits for the device)."""
     t = trainee
-    loss, parts, logits, target = train_step(t.step_model, t.optimizer, t.scaler, batch, t.config, t.device, t.amp)
-    n = target.shape[0]
-    sums["loss"] = sums.get("loss", 0.0) + loss.item() * n
-    for key, value in parts.items():
-        sums[key] = sums.get(key, 0.0) + value.item() * n
-    sums["correct"] = sums.get("correct", 0.0) + (logits.argmax(dim=1) == target).sum().item()
+    add_step(sums, *train_step(t.step_model, t.optimizer, t.scaler, batch, t.config, t.device, t.amp))
 
 
 def step_without_sync(trainee: Trainee, batch, sums: dict) -> None:
-    """`train_step` without its NaN check (a `.item()`) and without logging: nothing waits for the device.
-
-    Keep in step with `ffnlib.train.loop.train_step`; only the check is left out.
-    """
-    t, config = trainee, trainee.config
-    with torch.autocast(t.device.type, dtype=t.amp, enabled=t.amp is not None):
-        loss, _, _, _ = compute_loss(t.step_model, batch, config, t.device)
-    t.optimizer.zero_grad(set_to_none=True)
-    t.scaler.scale(loss).backward()
-    if config.clip_grad_norm > 0:
-        t.scaler.unscale_(t.optimizer)
-        nn.utils.clip_grad_norm_([p for g in t.optimizer.param_groups for p in g["params"]], config.clip_grad_norm)
-    t.scaler.step(t.optimizer)
-    t.scaler.update()
+    """`train_step` without its NaN check (a `.item()`) and without logging: nothing waits for the device."""
+    t = trainee
+    train_step(t.step_model, t.optimizer, t.scaler, batch, t.config, t.device, t.amp, check_finite=False)
 
 
 class StepClock:
@@ -607,8 +588,12 @@ def end_to_end(trainee: Trainee, root: Path, args: argparse.Namespace) -> dict:
 
 # ------------------------------------------------------------------------------------------ one configuration
 def measure(recipe: str, arch: str, setting: Setting, args: argparse.Namespace, device: torch.device,
-            peak_tflops: float, clip_root: Path | None) -> dict:
-    """Every figure of one (model, setting) as a flat dict: one JSON line."""
+            peak_tflops: float, clip_root: Path | None, loader_cache: dict | None = None) -> dict:
+    """Every figure of one (model, setting) as a flat dict: one JSON line.
+
+    `loader_cache` keeps the loader-only clips/s by recipe across the settings of one run: the loader
+    does not depend on the model, the precision, channels_last or compile.
+    """
     config = make_config(recipe, arch, setting, args, args.batch_size)
     row = {"model": config.model_name, "arch": arch, "recipe": recipe,
            "frame_counts": list(config.train_frame_counts), "batch_size": config.batch_size,
@@ -645,7 +630,10 @@ def measure(recipe: str, arch: str, setting: Setting, args: argparse.Namespace, 
 
     if args.e2e and clip_root is not None and "error" not in row:
         row.update(workers=args.workers, prefetch_factor=args.prefetch_factor, e2e_steps=args.e2e_steps)
-        row["loader_clips_per_s"] = loader_throughput(trainee, clip_root, args)
+        loader_cache = {} if loader_cache is None else loader_cache
+        if recipe not in loader_cache:
+            loader_cache[recipe] = loader_throughput(trainee, clip_root, args)
+        row["loader_clips_per_s"] = loader_cache[recipe]
         row.update(end_to_end(trainee, clip_root, args))
         row["e2e_vs_model"] = row["e2e_clips_per_s"] / row["clips_per_s"]
         free_memory(trainee)
@@ -785,7 +773,7 @@ def add_ratios(rows: list[dict]) -> None:
         if r["recipe"] == "ffn" and "step_s" in r and key(r) in vanilla:
             r["ffn_vs_vanilla"] = r["step_s"] / vanilla[key(r)]["step_s"]
             r["ffn_vs_vanilla_cpu"] = r["step_cpu_s"] / vanilla[key(r)]["step_cpu_s"]
-            r["ffn_floor"] = sum(r["frame_counts"]) / max(r["frame_counts"])
+            r["ffn_floor"] = r["frames_per_clip"] / vanilla[key(r)]["frames_per_clip"]
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -828,11 +816,12 @@ def run(args: argparse.Namespace) -> list[dict]:
                             width=args.clip_width, num_classes=args.num_classes, seed=args.seed,
                             workers=args.clip_workers)
             header["clips"] = (f"{args.clips} SSv2-like clips {args.clip_width}x{args.clip_height}, "
-                               f"{args.clip_frames} frames, VP9 crf 30 at 12 fps")
+                               f"{args.clip_frames} frames, VP9 crf {clips.CRF} at {clips.FPS} fps")
             print(f"clips: {header['clips']} in {clip_root} ({time.perf_counter() - start:.0f} s)")
+        loader_cache: dict = {}
         for setting in args.settings:
             for recipe, arch in args.models:
-                rows.append(measure(recipe, arch, setting, args, device, peak, clip_root))
+                rows.append(measure(recipe, arch, setting, args, device, peak, clip_root, loader_cache))
     add_ratios(rows)
     for row in rows:
         row.update({k: header[k] for k in ("benchmark", "date", "device", "device_type", "torch", "cuda", "threads",

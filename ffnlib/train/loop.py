@@ -180,10 +180,17 @@ class EachClip(nn.Module):
         return [self.model(clip) for clip in clips]
 
 
-def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
-    kwargs = dict(dropout=config.dropout, **config.model_kwargs)
+def model_kwargs(config: TrainConfig) -> dict:
+    """The architecture keywords `create_model(config.model_name, ...)` gets from `config` (an FFN's
+    frame counts included), dropout apart."""
+    kwargs = dict(config.model_kwargs)
     if config.recipe == "ffn":
         kwargs.setdefault("frame_counts", tuple(config.frame_counts))
+    return kwargs
+
+
+def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    kwargs = dict(dropout=config.dropout, **model_kwargs(config))
     pretrained = config.pretrained or None
     if pretrained and pretrained != "imagenet":
         pretrained = project_path(pretrained)
@@ -198,10 +205,14 @@ def load_trained(run_dir: str | Path, which: str = "best", device: str | torch.d
     """The model trained in `run_dir` (checkpoint `which`: best, final or last) and its config, in eval mode."""
     run = RunFolder(Path(run_dir))
     path = {"best": run.best, "final": run.final, "last": run.last}[which]
-    state = load_checkpoint(path)
-    config = TrainConfig.from_dict(state["config"], source=str(path))
+    return trained_from_state(load_checkpoint(path), path, device)
+
+
+def trained_from_state(state: dict, source: str | Path, device: str | torch.device = "cpu"):
+    """The model and config of a checkpoint already read (`source` names it in errors), in eval mode."""
+    config = TrainConfig.from_dict(state["config"], source=str(source))
     model = build_model(config.replace(pretrained=""), state["num_classes"])
-    load_model_state(model, state["model"], str(path))
+    load_model_state(model, state["model"], str(source))
     return model.to(device).eval(), config
 
 
@@ -230,15 +241,16 @@ def compute_loss(model: nn.Module, batch, config: TrainConfig, device: torch.dev
 
 def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                batch, config: TrainConfig, device: torch.device, amp: torch.dtype | None,
-               world: dist_utils.World = dist_utils.World(), where: str = ""):
+               world: dist_utils.World = dist_utils.World(), where: str = "", check_finite: bool = True):
     """One optimiser step on `batch` (forward, loss, backward, clipping, step), as `fit` does it.
 
     Raises NonFiniteLoss (on every rank) before touching the weights when the loss is NaN or inf.
+    `check_finite=False` skips that check, the step's only wait for the device (for benchmarks).
     Returns the loss, its parts, the main logits and the targets.
     """
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         loss, parts, logits, target = compute_loss(step_model, batch, config, device)
-    if dist_utils.any_rank(not torch.isfinite(loss).item(), world, device):
+    if check_finite and dist_utils.any_rank(not torch.isfinite(loss).item(), world, device):
         raise NonFiniteLoss(f"non-finite loss ({loss.item()}) {where}")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -248,6 +260,17 @@ def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: 
     scaler.step(optimizer)
     scaler.update()
     return loss, parts, logits, target
+
+
+def add_step(sums: dict, loss: torch.Tensor, parts: dict, logits: torch.Tensor, target: torch.Tensor) -> int:
+    """Add one step's loss, loss parts and correct predictions, each summed over the batch, to `sums`
+    (missing keys start at 0); returns the batch size. Each `.item()` waits for the device."""
+    n = target.shape[0]
+    sums["loss"] = sums.get("loss", 0.0) + loss.item() * n
+    for key, value in parts.items():
+        sums[key] = sums.get(key, 0.0) + value.item() * n
+    sums["correct"] = sums.get("correct", 0.0) + (logits.argmax(dim=1) == target).sum().item()
+    return n
 
 
 def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -433,11 +456,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
                 step += 1
                 batch_in_epoch += 1
 
-                n = target.shape[0]
-                sums["loss"] += loss.item() * n
-                for key, value in parts.items():
-                    sums[key] = sums.get(key, 0.0) + value.item() * n
-                sums["correct"] += (logits.argmax(dim=1) == target).sum().item()
+                n = add_step(sums, loss, parts, logits, target)
                 sums["samples"] += n
                 sums["frames"] += n * (frames_per_sample or batch[0].shape[2])
                 bar.update(1)

@@ -42,9 +42,10 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     return out
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+def make_optimizer(model: nn.Module, config: TrainConfig, fused: bool = False) -> torch.optim.SGD:
+    """SGD over `param_groups`; `fused=True` asks for torch's fused implementation (CUDA)."""
     return torch.optim.SGD(param_groups(model, config), lr=config.lr, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
+                           weight_decay=config.weight_decay, **({"fused": True} if fused else {}))
 
 
 def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
