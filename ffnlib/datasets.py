@@ -330,10 +330,12 @@ class _ClipView(torch.utils.data.Dataset):
         video_id, label = self.source.samples[index]
         return SampleDraw(index, video_id, label, frame_counts, tuple(frame_idx), box)
 
-    def load(self, index: int, frame_counts: Sequence[int] | None = None) -> tuple[list[torch.Tensor], int]:
-        """Clips of sample `index`, one (C, T_i, S, S) float32 per frame count, and its label."""
+    def load(self, index: int, frame_counts: Sequence[int] | None = None,
+             video: DecodedVideo | None = None) -> tuple[list[torch.Tensor], int]:
+        """Clips of sample `index`, one (C, T_i, S, S) float32 per frame count, and its label (decodes
+        its video unless given)."""
         index = self._check_index(index)
-        video = decode_sample(self.source, index)
+        video = decode_sample(self.source, index) if video is None else video
         plan = self.draw(index, video, frame_counts)
         frame_idx, positions = sampling.union(plan.frame_idx)  # (U,), [(T_i,), ...]
         rgb = torch.from_numpy(video.rgb(frame_idx))  # (U, H, W, 3) uint8

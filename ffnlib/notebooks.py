@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import os
 import sys
 from pathlib import Path
@@ -78,30 +77,19 @@ def refresh(path: Path, timeout: int = 600) -> None:
     nbformat.write(clean(nb), path)
 
 
-def _literal(value) -> str:
-    """`value` as Python source (JSON-like values only, as profiles hold)."""
-    if isinstance(value, bool) or value is None:
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
-    return repr(value)
-
-
 def set_defaults(path: Path, profile: str | Path = "demo") -> list[str]:
     """Rewrite the parameters cell of `path` so that its defaults are what `profile` gives it.
 
     Only the value of each `name = value` line changes; comments stay. Returns the names changed.
     """
+    from papermill.translators import PythonTranslator  # writes values as papermill injects them
+
     from ffnlib import workbook
 
     declared = workbook.declared_parameters(path)
     given = workbook.profile_parameters(workbook.load_profile(profile), path, set(declared))
     nb = nbformat.read(path, as_version=4)
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    cell = workbook.parameters_cell(nb, path)
     lines = cell.source.split("\n")
     changed = []
     for node in ast.parse(cell.source).body:  # flat `name = literal` assignments (declared_parameters checks)
@@ -112,7 +100,8 @@ def set_defaults(path: Path, profile: str | Path = "demo") -> list[str]:
             raise ValueError(f"{path}: the default of {name} spans several lines; edit it by hand")
         i = node.lineno - 1
         line = lines[i]
-        lines[i] = line[:node.value.col_offset] + _literal(given[name]) + line[node.value.end_col_offset:]
+        lines[i] = (line[:node.value.col_offset] + PythonTranslator.translate(given[name])
+                    + line[node.value.end_col_offset:])
         changed.append(name)
     cell.source = "\n".join(lines)
     nbformat.write(nb, path)

@@ -17,11 +17,11 @@ def runs_dir() -> Path:
     return Path(os.environ.get("FFN_RUNS_DIR", PROJECT_ROOT / "runs"))
 
 
-def project_path(path: str | Path) -> Path:
-    """A path from a config or notebook parameter: `~` expanded, a relative path taken from the project
-    root (not the working directory, which is notebooks/ under Jupyter and papermill)."""
+def project_path(path: str | Path, root: str | Path = PROJECT_ROOT) -> Path:
+    """A path from a config or notebook parameter: `~` expanded, a relative path taken from `root`, the
+    project root (not the working directory, which is notebooks/ under Jupyter and papermill)."""
     path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
+    return path if path.is_absolute() else Path(root) / path
 
 
 def configs_dir() -> Path:

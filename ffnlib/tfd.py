@@ -26,9 +26,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ffnlib.paths import PROJECT_ROOT
-from ffnlib.train import (Evaluation, RunFolder, TrainConfig, evaluate, load_checkpoint, load_trained, open_splits,
+from ffnlib.paths import PROJECT_ROOT, project_path
+from ffnlib.train import (Evaluation, RunFolder, TrainConfig, evaluate, load_checkpoint, open_splits,
                           resolve_device)
+from ffnlib.train.loop import model_kwargs, trained_from_state
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +61,19 @@ def evaluate_model_dir(model_dir: str | Path, frame_counts: Sequence[int], check
     model_dir = Path(model_dir)
     device = str(resolve_device(device))
     path = RunFolder(model_dir).checkpoints / f"{checkpoint}.pt"
-    step = load_checkpoint(path)["step"]
+    state = load_checkpoint(path)  # read once: its step and seed key the cache, its weights evaluate
+    step, seed = state["step"], state["config"]["seed"]
     table_path, per_class_path = _cache_paths(model_dir, checkpoint)
     cached = Evaluation(pd.DataFrame(), pd.DataFrame())
     if table_path.exists() and per_class_path.exists():
-        table, per_class = pd.read_csv(table_path), pd.read_csv(per_class_path, keep_default_na=False,
-                                                                na_values=[""])
-        keep = (table["step"] == step) & (table["max_videos"] == max_videos)
+        table = pd.read_csv(table_path, dtype={"train_frames": str})  # "16" stays a string
+        per_class = pd.read_csv(per_class_path, keep_default_na=False, na_values=[""])
+        # a model retrained into the same folder (same steps, another seed) does not reuse old results
+        keep = (table["step"] == step) & (table["max_videos"] == max_videos) & (table["seed"] == seed)
         cached = Evaluation(table[keep], per_class[per_class["eval_frames"].isin(table[keep]["eval_frames"])])
     todo = [t for t in frame_counts if t not in set(cached.table.get("eval_frames", []))]
     if todo:
-        model, config = load_trained(model_dir, checkpoint, device=device)
+        model, config = trained_from_state(state, path, device=device)
         _, val = open_splits(config)
         fresh = evaluate(model, val, todo, frame_size=config.frame_size, resize_size=config.resize_size,
                          batch_size=batch_size, num_workers=num_workers, device=torch.device(device),
@@ -122,8 +125,7 @@ def resolve_run_dirs(run_dirs: Sequence[str | Path], default: str | Path, root: 
         raise TypeError(f"run_dirs must be a list of folders, got the single value {str(run_dirs)!r}")
     found: list[Path] = []
     for entry in run_dirs or [default]:
-        path = Path(entry).expanduser()
-        path = path if path.is_absolute() else Path(root) / path
+        path = project_path(entry, root)
         if glob.has_magic(str(path)):
             matches = sorted(Path(m) for m in glob.glob(str(path)) if Path(m).is_dir())
             if not matches:
@@ -319,9 +321,7 @@ def clip_gmacs(model_dir: str | Path, frame_counts: Sequence[int], checkpoint: s
     model_dir = Path(model_dir)
     config = TrainConfig.from_yaml(RunFolder(model_dir).config)
     num_classes = int(load_checkpoint(RunFolder(model_dir).checkpoints / f"{checkpoint}.pt")["num_classes"])
-    kwargs = dict(config.model_kwargs)
-    if config.recipe == "ffn":
-        kwargs.setdefault("frame_counts", tuple(config.frame_counts))
+    kwargs = model_kwargs(config)
     out = {}
     for t in frame_counts:
         key = (config.model_name, config.frame_size, num_classes, repr(sorted(kwargs.items())), int(t))

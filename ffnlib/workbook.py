@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from ffnlib.paths import PROJECT_ROOT, configs_dir, runs_dir
+from ffnlib.paths import PROJECT_ROOT, configs_dir, project_path, runs_dir
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,14 @@ def find_notebook(name: str | Path) -> Path:
     raise WorkbookError(f"no notebook {name!r}; the workbook has {[nb.stem for nb in notebooks()]}")
 
 
+def parameters_cell(nb, notebook: Path):
+    """The one code cell of `nb` (read from `notebook`) tagged `parameters`."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise WorkbookError(f"{Path(notebook).name}: expected one cell tagged 'parameters', found {len(cells)}")
+    return cells[0]
+
+
 def declared_parameters(notebook: Path) -> dict:
     """The parameters a notebook declares in its `parameters` cell: name -> default value.
 
@@ -72,12 +80,8 @@ def declared_parameters(notebook: Path) -> dict:
     """
     import nbformat
 
-    cells = [c for c in nbformat.read(notebook, as_version=4).cells
-             if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise WorkbookError(f"{notebook.name}: expected one cell tagged 'parameters', found {len(cells)}")
     declared = {}
-    for node in ast.parse(cells[0].source).body:
+    for node in ast.parse(parameters_cell(nbformat.read(notebook, as_version=4), notebook).source).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             raise WorkbookError(f"{notebook.name}: the parameters cell may only hold `name = literal` lines, "
                                 f"found {ast.unparse(node)!r}")
@@ -197,11 +201,12 @@ def model_dir(run_dir: str | Path, name: str) -> Path:
 
 
 def resolve_run_dir(run_dir: str) -> Path:
-    """A notebook's `run_dir` parameter as a folder: "" means runs/workbook (runs/smoke under FFN_SMOKE)."""
+    """A notebook's `run_dir` parameter as a folder: "" means runs/workbook (runs/smoke under FFN_SMOKE);
+    a relative path is taken from the project root, as every path parameter is (`project_path`)."""
     from ffnlib import smoke
 
     if run_dir:
-        return Path(run_dir).resolve()
+        return project_path(run_dir).resolve()
     return runs_dir() / ("smoke" if smoke.enabled() else "workbook")
 
 

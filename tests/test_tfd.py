@@ -197,6 +197,21 @@ def test_collect_evaluates_every_model_of_every_run_then_reads_the_cache(two_see
     assert st["eval_frames"].tolist() == [8]  # the 8F TSM counts as ST at 8F only
 
 
+def test_cached_results_of_another_seed_are_evaluated_again(two_seeds, monkeypatch):
+    """A model retrained into the same folder for as many steps, under another seed, must not reuse
+    the first model's cached numbers."""
+    model_dir = tfd.model_dirs(two_seeds[:1])[0]
+    tfd.evaluate_model_dir(model_dir, [4], max_videos=8, batch_size=8, progress=False)
+    table_path, _ = tfd._cache_paths(model_dir, "best")
+    cached = pd.read_csv(table_path)
+    cached.assign(seed=cached["seed"] + 7).to_csv(table_path, index=False)  # as if left by another seed
+    calls = []
+    real = tfd.evaluate
+    monkeypatch.setattr(tfd, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = tfd.evaluate_model_dir(model_dir, [4], max_videos=8, batch_size=8, progress=False)
+    assert calls == [1] and again.table["seed"].tolist() == cached["seed"].tolist()
+
+
 def test_collect_warns_when_a_seed_is_counted_twice(two_seeds, caplog):
     with caplog.at_level(logging.WARNING, logger="ffnlib.tfd"):
         tfd.collect([two_seeds[0], two_seeds[0]], [8], max_videos=8, progress=False)

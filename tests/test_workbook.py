@@ -8,6 +8,7 @@ import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
 from ffnlib import workbook
+from ffnlib.paths import PROJECT_ROOT
 from ffnlib.train import REQUEUE_EXIT_CODE
 
 
@@ -124,6 +125,14 @@ def test_training_notebooks_declare_every_train_setting_of_a_profile(profile_nam
         declared = set(workbook.declared_parameters(workbook.find_notebook(stem)))
         missing = sorted(set(profile["train"]) - declared - own)
         assert not missing, f"{stem} does not declare {missing}, which configs/{profile_name}.yaml sets"
+
+
+def test_a_relative_run_dir_is_taken_from_the_project_root(tmp_path, monkeypatch):
+    """Under Jupyter and papermill the working folder is notebooks/: `runs/x` must still mean the
+    project's runs/x, as notebook 08's `run_dirs` does."""
+    monkeypatch.chdir(tmp_path)
+    assert workbook.resolve_run_dir("runs/x") == (PROJECT_ROOT / "runs" / "x").resolve()
+    assert workbook.resolve_run_dir(str(tmp_path / "abs")) == tmp_path / "abs"
 
 
 def test_reproduce_refuses_an_override_no_notebook_declares(tmp_path):

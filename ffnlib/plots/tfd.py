@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from ffnlib.tfd import MODEL_ORDER, class_tfd, summarize
+from ffnlib.tfd import class_tfd, summarize
 
 _RIGHT, _WRONG = "tab:green", "tab:red"
 _STYLE = {"vanilla": ("C0", "o"), "st": ("C1", "s"), "proportional": ("C2", "^"), "mixed": ("C4", "v"),
@@ -151,7 +151,7 @@ def predict_video(models: Mapping[str, tuple], source, index: int,
     size. Returns a table (model, eval_frames, prediction, class_name, confidence, true_prob, label,
     correct) and, per T, the frame indices and the clip (C, T, S, S) of the first model's size.
     """
-    from ffnlib.datasets import MultiFrameClips
+    from ffnlib.datasets import MultiFrameClips, decode_sample
 
     if not models:
         raise ValueError("predict_video needs at least one model")
@@ -162,8 +162,9 @@ def predict_video(models: Mapping[str, tuple], source, index: int,
         if size not in views:
             view = MultiFrameClips(source, frame_counts=frame_counts, train=False, frame_size=size[0],
                                    resize_size=size[1])
-            clips, label = view.load(index)
-            views[size] = (clips, label, view.draw(index).frame_idx)
+            video = decode_sample(source, index)  # once, for the clips and for the frame indices shown
+            clips, label = view.load(index, video=video)
+            views[size] = (clips, label, view.draw(index, video).frame_idx)
         clips, label, frame_idx = views[size]
         if not shown:
             shown = {t: (idx, clip) for t, idx, clip in zip(frame_counts, frame_idx, clips)}
