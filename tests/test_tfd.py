@@ -209,7 +209,7 @@ def test_cached_results_of_another_seed_are_evaluated_again(two_seeds, monkeypat
     real = tfd.evaluate
     monkeypatch.setattr(tfd, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = tfd.evaluate_model_dir(model_dir, [4], max_videos=8, batch_size=8, progress=False)
-    assert calls == [1] and again.table["seed"].tolist() == cached["seed"].tolist()
+    assert calls == [1] and again.table["seed"].tolist() == [0]  # the seed0 folder's model, evaluated afresh
 
 
 def test_collect_warns_when_a_seed_is_counted_twice(two_seeds, caplog):
