@@ -31,6 +31,16 @@ class DistillationLoss(NamedTuple):
                 **{f"kl_{name}": kl.item() for name, kl in zip(names, self.kl)}}
 
 
+def teacher_probs(teacher_logits: Tensor) -> Tensor:
+    """The teacher's class probabilities (B, num_classes), detached: no gradient reaches the teacher."""
+    return F.softmax(teacher_logits.detach(), dim=1)
+
+
+def distillation_kl(student_logits: Tensor, probs: Tensor) -> Tensor:
+    """KL(p_teacher || p_student), averaged over the batch; `probs` from `teacher_probs`."""
+    return F.kl_div(F.log_softmax(student_logits, dim=1), probs, reduction="batchmean")
+
+
 def temporal_distillation(teacher_logits: Tensor, student_logits: Sequence[Tensor], target: Tensor,
                           lam: float = 1.0) -> DistillationLoss:
     """CE(teacher, target) + lam * sum of KL(softmax(teacher) || softmax(student)), teacher detached.
@@ -48,9 +58,8 @@ def temporal_distillation(teacher_logits: Tensor, student_logits: Sequence[Tenso
         raise ValueError(f"target must be (B,) = {tuple(teacher_logits.shape[:1])} class indices, "
                          f"got shape {tuple(target.shape)}")
     ce = F.cross_entropy(teacher_logits, target)
-    teacher_probs = F.softmax(teacher_logits.detach(), dim=1)
-    kl = tuple(F.kl_div(F.log_softmax(student, dim=1), teacher_probs, reduction="batchmean")
-               for student in student_logits)
+    probs = teacher_probs(teacher_logits)
+    kl = tuple(distillation_kl(student, probs) for student in student_logits)
     total = ce + lam * sum(kl) if kl else ce
     return DistillationLoss(total, ce, kl)
 

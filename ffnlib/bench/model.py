@@ -1,16 +1,21 @@
 """Forward+backward time of one FFN step (clips of 4, 8 and 16 frames, temporal distillation) against one
 vanilla TSM step (one 16-frame clip, cross-entropy) on the same architecture and batch.
 
+The FFN step is the one `fit` takes (`ffnlib.train.loop.backward_per_clip`): the 16F teacher's forward
+and backward, then each student's, so that one clip's activations are alive at a time. Also timed:
+  - "FFN joint": one forward of all three clips and one backward of the summed loss (what a DDP step
+    does), to show what going clip by clip gains;
+  - "vanilla per count": the vanilla TSM on the same three clips, one forward+backward each.
 The ratio's floor is the frame ratio (4+8+16)/16 = 1.75: FFN sees 28 frames per video where TSM sees
 16. Above it is what three smaller passes cost over one big one (per-call overhead, kernels less
-efficient on fewer frames), plus FFN's own parts (private BN, adaconv). To tell the two apart a third
-step is timed: the vanilla TSM run on the same three clips, one forward+backward each ("vanilla per
-count"). FFN / vanilla-per-count near 1 means FFN's own parts cost next to nothing and the rest is the
-splitting into passes.
+efficient on fewer frames), plus FFN's own parts (private BN, adaconv, the KL terms): FFN / vanilla
+per count near 1 means FFN's own parts cost next to nothing.
 
-Steps alternate between the models and medians are kept, so a neighbour's load hits all of them. Two
-clocks: wall time, and this process's CPU time, which a busy shared machine disturbs less (with
---threads 1 it is the step's own compute; with more threads it adds up the threads, waits included).
+Steps alternate between the runs, one round at a time, so that a neighbour's load hits all of them;
+each ratio is the median over rounds of the ratio within a round (a load that comes and goes moves
+both sides of a round together), and each time is the median over rounds. Two clocks: wall time,
+and this process's CPU time, which a busy shared machine disturbs less (with --threads 1 it is the
+step's own compute; with more threads it adds up the threads, waits included).
 """
 from __future__ import annotations
 
@@ -19,9 +24,11 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 
 from ffnlib.losses import temporal_distillation_by_count
-from ffnlib.models import ARCHITECTURES, FFNResNet, create_model, flops, num_parameters
+from ffnlib.models import ARCHITECTURES, create_model, flops, num_parameters
+from ffnlib.train.loop import backward_per_clip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,28 +45,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
 
 
-def _step(model, clips, target) -> None:
-    """One forward+backward: temporal distillation for an FFN on all its clips; for a TSM, cross-entropy
-    on each clip in turn (one clip: the vanilla step; several: the vanilla-per-count step)."""
-    model.zero_grad(set_to_none=True)
-    if isinstance(model, FFNResNet):
-        logits = model(clips)
-        temporal_distillation_by_count({c.shape[2]: z for c, z in zip(clips, logits)}, target).total.backward()
-        return
+RUNS = ("vanilla", "ffn", "ffn_joint", "vanilla_per_count")
+
+
+def _tsm_step(model, clips, target) -> None:
+    """Cross-entropy on each clip in turn, one forward+backward each (one clip: the vanilla step)."""
     for clip in clips:
-        torch.nn.functional.cross_entropy(model(clip), target).backward()
+        F.cross_entropy(model(clip), target).backward()
+
+
+def _ffn_joint_step(model, clips, target) -> None:
+    temporal_distillation_by_count({c.shape[2]: z for c, z in zip(clips, model(clips))}, target).total.backward()
+
+
+def _ffn_step(model, clips, target) -> None:
+    backward_per_clip(model, {c.shape[2]: c for c in clips}, target, distill=True)
 
 
 def step_times(arch: str = "small", batch_size: int = 8, frame_size: int = 32, num_classes: int = 174,
                frame_counts=(4, 8, 16), steps: int = 10, warmup: int = 2, device: str = "cpu",
                seed: int = 0, threads: int | None = None) -> dict:
-    """Median seconds of one vanilla step (tsm_<arch>, the largest count), one FFN step (ffn_<arch>,
-    every count) and one vanilla step per count on the FFN's clips, by wall clock and by process CPU
-    time, on random clips (B, 3, T, S, S).
+    """Median seconds of one vanilla step (tsm_<arch>, the largest count), one FFN step as `fit` takes it
+    (ffn_<arch>, every count, clip by clip), one FFN step with a joint backward, and one vanilla step
+    per count on the FFN's clips, by wall clock and by process CPU time, on random clips (B, 3, T, S, S).
 
     `threads` sets torch's CPU threads for the measurement only (None: leave them).
-    Returns {"wall": {"vanilla": s, "ffn": s, "vanilla_per_count": s}, "cpu": {...},
-    "macs": {"vanilla": ..., "ffn": ...} (forward MACs per video), "parameters": {...}}.
+    Returns {"wall": {run: s}, "cpu": {run: s}, "wall_ratio": {run: median over rounds of run / vanilla},
+    "cpu_ratio": {...}, "macs": {"vanilla": ..., "ffn": ...} (forward MACs per video),
+    "parameters": {...}}, runs being `RUNS`.
     """
     before = torch.get_num_threads()
     if threads:
@@ -82,22 +95,29 @@ def _step_times(arch, batch_size, frame_size, num_classes, frame_counts, steps, 
 
     target = torch.randint(num_classes, (batch_size,), device=device)
     clips = [clip(t) for t in counts]
-    runs = {"vanilla": (vanilla, clips[-1:]), "ffn": (ffn, clips), "vanilla_per_count": (vanilla, clips)}
+    runs = {"vanilla": (_tsm_step, vanilla, clips[-1:]), "ffn": (_ffn_step, ffn, clips),
+            "ffn_joint": (_ffn_joint_step, ffn, clips), "vanilla_per_count": (_tsm_step, vanilla, clips)}
     wall: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(warmup + steps):
-        for name, (model, clips) in runs.items():  # alternate, so that outside load hits both
+        for name, (step, model, clips) in runs.items():  # one round: every run once
+            model.zero_grad(set_to_none=True)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start, start_cpu = time.perf_counter(), time.process_time()
-            _step(model, clips, target)
+            step(model, clips, target)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if i >= warmup:
                 wall[name].append(time.perf_counter() - start)
                 cpu[name].append(time.process_time() - start_cpu)
+
+    def ratios(times):
+        return {name: statistics.median(a / b for a, b in zip(times[name], times["vanilla"])) for name in runs}
+
     return {"wall": {name: statistics.median(t) for name, t in wall.items()},
             "cpu": {name: statistics.median(t) for name, t in cpu.items()},
+            "wall_ratio": ratios(wall), "cpu_ratio": ratios(cpu),
             "macs": {"vanilla": flops(vanilla, counts[-1], frame_size), "ffn": flops(ffn, counts, frame_size)},
             "parameters": {"vanilla": num_parameters(vanilla), "ffn": num_parameters(ffn)}}
 
@@ -107,22 +127,24 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     counts = sorted(args.frame_counts)
     s = args.frame_size
-    labels = {"vanilla": f"vanilla {counts[-1]}F step", "ffn": f"FFN {'+'.join(map(str, counts))} step",
-              "vanilla_per_count": f"vanilla {','.join(map(str, counts))}F passes"}
+    steps = "+".join(map(str, counts))
+    labels = {"vanilla": f"vanilla {counts[-1]}F step", "ffn": f"FFN {steps} step",
+              "ffn_joint": "FFN joint backward", "vanilla_per_count": f"vanilla {','.join(map(str, counts))}F passes"}
     floor = sum(counts) / counts[-1]
     for i, b in enumerate(args.batch_size):
         res = step_times(args.arch, b, s, args.num_classes, counts, args.steps, args.warmup, args.device)
-        med, macs, params = {k: res[k] for k in ("wall", "cpu")}, res["macs"], res["parameters"]
+        macs, params = res["macs"], res["parameters"]
+        macs_of = {"vanilla": macs["vanilla"], "ffn": macs["ffn"], "ffn_joint": macs["ffn"]}
         if i == 0:
             print(f"arch {args.arch}: tsm {params['vanilla']:,} / ffn {params['ffn']:,} parameters; "
-                  f"{s}x{s} frames; {torch.get_num_threads()} threads on {args.device}; median of {args.steps} "
-                  f"steps; forward MACs ratio {macs['ffn'] / macs['vanilla']:.3f}")
+                  f"{s}x{s} frames; {torch.get_num_threads()} threads on {args.device}; medians of {args.steps} "
+                  f"rounds; forward MACs ratio {macs['ffn'] / macs['vanilla']:.3f}")
         print(f"batch {b}:")
         for name, label in labels.items():
-            gmacs = f"   (forward {macs[name] / 1e9 * b:.3f} GMACs a batch)" if name in macs else f"   ({len(counts)} passes)"
-            print(f"  {label:20s} wall {1e3 * med['wall'][name]:8.1f} ms   cpu {1e3 * med['cpu'][name]:8.1f} ms{gmacs}")
-        print(f"  ratio FFN / vanilla: wall {med['wall']['ffn'] / med['wall']['vanilla']:.2f}, "
-              f"cpu {med['cpu']['ffn'] / med['cpu']['vanilla']:.2f}  (floor {floor:.2f} = "
-              f"{sum(counts)}/{counts[-1]} frames)")
-        print(f"  ratio FFN / vanilla per count: wall {med['wall']['ffn'] / med['wall']['vanilla_per_count']:.2f}, "
-              f"cpu {med['cpu']['ffn'] / med['cpu']['vanilla_per_count']:.2f}  (1: FFN's own parts cost nothing)")
+            work = (f"forward {macs_of[name] / 1e9 * b:.3f} GMACs a batch" if name in macs_of
+                    else f"{len(counts)} passes")
+            ratio = "" if name == "vanilla" else f"   / vanilla: wall {res['wall_ratio'][name]:.2f}, cpu {res['cpu_ratio'][name]:.2f}"
+            print(f"  {label:22s} wall {1e3 * res['wall'][name]:8.1f} ms   cpu {1e3 * res['cpu'][name]:8.1f} ms"
+                  f"   ({work}){ratio}")
+        print(f"  ratio FFN / vanilla: wall {res['wall_ratio']['ffn']:.2f}, cpu {res['cpu_ratio']['ffn']:.2f}  "
+              f"(floor {floor:.2f} = {sum(counts)}/{counts[-1]} frames; FFN as fit trains it, clip by clip)")
