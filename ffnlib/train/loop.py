@@ -6,6 +6,8 @@ Recipes (TrainConfig.recipe):
     proportional  one TSM; each iteration draws one T from `frame_counts` (probabilities `frame_probs`)
     mixed         one TSM (shared BN); each iteration sees every T of `frame_counts` for the same
                   videos, loss = sum of the CE at each T
+The ffn and mixed steps go clip by clip, the highest T first (`backward_per_clip`): the gradients of
+the summed loss, one clip's activations alive at a time. Under DDP they are one forward and one backward.
 
 Run folder: `config.yaml`, `metrics.jsonl` (one line per epoch), `checkpoints/last.pt` (every epoch
 and every `save_every_steps`), `best.pt` (by validation top-1 at the highest evaluated T),
