@@ -148,3 +148,23 @@ def test_non_finite_per_clip_loss_stops_before_the_weights_change():
         loop.train_step(model, optimizer, scaler, batch_for(config), config, CPU, None, where="at step 7")
     for name, p in model.named_parameters():
         torch.testing.assert_close(p, before[name], equal_nan=True, msg=name)
+
+
+def test_per_clip_step_under_autocast_computes_the_losses_as_the_joint_step():
+    """bf16 autocast on the CPU: the same loss parts, in float32, as the joint step. (On CUDA autocast also
+    runs the teacher's softmax in float32, which is why the per-clip step computes it inside autocast;
+    CPU autocast keeps softmax in bf16, so this test cannot tell where it is computed.)"""
+    torch.manual_seed(0)
+    config = config_for("ffn")
+    model = loop.build_model(config, num_classes=5).train()
+    torch.nn.init.normal_(model.fc.weight, 0, 1.0)  # spread-out probabilities, where bf16 rounding shows
+    batch = batch_for(config)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, parts, _, _ = loop.compute_loss(model, batch, config, CPU)
+    *clips, target = batch
+    _, parts_pc, _ = loop.backward_per_clip(model, dict(zip(config.frame_counts, clips)), target, distill=True,
+                                            lam=config.lam,
+                                            autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    for key in parts:
+        assert parts_pc[key].dtype == parts[key].dtype == torch.float32, key
+        torch.testing.assert_close(parts_pc[key], parts[key], rtol=1e-5, atol=1e-6, msg=key)

@@ -261,16 +261,14 @@ def backward_per_clip(model: nn.Module, clips: dict[int, torch.Tensor], target: 
     terms: dict[int, torch.Tensor] = {}
     probs = high_logits = None
     for t in [high] + [t for t in clips if t != high]:
-        with autocast():
+        student = distill and t != high
+        with autocast():  # the softmax and the losses too, as autocast runs them in the joint step
             logits = model([clips[t]])[0]  # (B, classes)
-            if distill and t != high:
-                term = distillation_kl(logits, probs)
-            else:
-                term = F.cross_entropy(logits, target)
-        if t == high:
-            high_logits = logits.detach()
-            probs = teacher_probs(logits) if distill else None
-        scale(lam * term if distill and t != high else term).backward()
+            term = distillation_kl(logits, probs) if student else F.cross_entropy(logits, target)
+            if t == high:
+                high_logits = logits.detach()
+                probs = teacher_probs(logits) if distill else None
+        scale(lam * term if student else term).backward()
         terms[t] = term.detach()
     if distill:
         students = [t for t in clips if t != high]
