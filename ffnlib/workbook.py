@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from ffnlib.paths import PROJECT_ROOT, configs_dir, project_path, runs_dir
+from ffnlib.paths import PROJECT_ROOT, configs_dir, project_path, runs_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,10 @@ def run_notebook(notebook: str | Path, run_dir: str | Path, parameters: dict | N
                  progress: bool = False) -> Path:
     """Execute `notebook` into `run_dir` with `parameters`; return the executed notebook's path.
 
-    `run_dir` is injected as the notebook's `run_dir` parameter. Raises NotebookFailed naming the
+    `run_dir` is injected as the notebook's `run_dir` parameter, and `interactive=False` (unless given)
+    where the notebook declares it: a headless run has no front-end for widgets, and papermill's
+    executor hung on notebook 02's `widgets.interact` cell (a figure in an Output widget) in 9 of 10
+    runs on 2026-11-21, the kernel idle and papermill waiting forever. Raises NotebookFailed naming the
     notebook and the cell when a cell raises; the executed notebook is kept either way.
     """
     import papermill
@@ -151,13 +154,15 @@ def run_notebook(notebook: str | Path, run_dir: str | Path, parameters: dict | N
     parameters = dict(parameters or {})
     if "run_dir" in declared:
         parameters["run_dir"] = str(run_dir)
+    if "interactive" in declared:
+        parameters.setdefault("interactive", False)
     undeclared = sorted(set(parameters) - set(declared))
     if undeclared:
         raise WorkbookError(f"{notebook.name}: unknown parameter(s) {undeclared}; its parameters cell "
                             f"declares {sorted(declared)}")
     run_dir.mkdir(parents=True, exist_ok=True)
     output = run_dir / notebook.name
-    (run_dir / f"{notebook.stem}.params.yaml").write_text(yaml.safe_dump(parameters, sort_keys=False))
+    write_text_atomic(run_dir / f"{notebook.stem}.params.yaml", yaml.safe_dump(parameters, sort_keys=False))
     log.info("running %s -> %s", notebook.name, output)
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
@@ -191,7 +196,7 @@ def reproduce(profile: str | Path, out: str | Path, only: list[str] | None = Non
         timings[notebook.stem] = round(time.perf_counter() - t0, 1)
         log.info("%s done in %.0f s", notebook.stem, timings[notebook.stem])
     timings["total"] = round(time.perf_counter() - started, 1)
-    (out / "reproduce.json").write_text(json.dumps({"profile": settings["path"], "seconds": timings}, indent=1))
+    write_text_atomic(out / "reproduce.json", json.dumps({"profile": settings["path"], "seconds": timings}, indent=1))
     return timings
 
 

@@ -49,6 +49,19 @@ def test_run_injects_parameters_records_them_and_keeps_the_executed_notebook(tmp
         "size": 21, "run_dir": str(tmp_path / "run")}
 
 
+def test_headless_runs_turn_widgets_off_where_a_notebook_declares_them(tmp_path):
+    nb = write_notebook(tmp_path / "n.ipynb", 'run_dir = ""\ninteractive = True',
+                        "from pathlib import Path\nPath(run_dir, 'out.txt').write_text(str(interactive))")
+    workbook.run_notebook(nb, tmp_path / "run")
+    assert (tmp_path / "run" / "out.txt").read_text() == "False"
+    workbook.run_notebook(nb, tmp_path / "again", {"interactive": True})  # asked for explicitly: kept
+    assert (tmp_path / "again" / "out.txt").read_text() == "True"
+    widget_notebooks = [nb.stem for nb in workbook.notebooks() if "widgets.interact" in nb.read_text()]
+    assert widget_notebooks == ["02_sampling", "08_tfd_table"]
+    for stem in widget_notebooks:
+        assert workbook.declared_parameters(workbook.find_notebook(stem))["interactive"] is True
+
+
 def test_unknown_parameter_is_refused_by_name(tmp_path):
     nb = write_notebook(tmp_path / "n.ipynb", "size = 1", "pass")
     with pytest.raises(workbook.WorkbookError, match=r"unknown parameter\(s\) \['szie'\]"):
