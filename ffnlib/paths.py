@@ -24,5 +24,18 @@ def project_path(path: str | Path, root: str | Path = PROJECT_ROOT) -> Path:
     return path if path.is_absolute() else Path(root) / path
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder, renamed over it: a kill at any
+    moment leaves the old file or the new one, never part of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def configs_dir() -> Path:
     return PROJECT_ROOT / "configs"

@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -444,9 +443,7 @@ def _read_json(path: Path):
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    paths.write_text_atomic(path, json.dumps(obj, indent=1))
 
 
 def remove(root: str | Path) -> None:

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ffnlib.paths import PROJECT_ROOT, project_path
+from ffnlib.paths import PROJECT_ROOT, project_path, write_text_atomic
 from ffnlib.train import (Evaluation, RunFolder, TrainConfig, evaluate, load_checkpoint, open_splits,
                           resolve_device)
 from ffnlib.train.loop import model_kwargs, trained_from_state
@@ -82,8 +82,9 @@ def evaluate_model_dir(model_dir: str | Path, frame_counts: Sequence[int], check
         fresh.table = fresh.table.assign(seed=config.seed, step=step, max_videos=max_videos, run=model_dir.name)
         cached = Evaluation(pd.concat([cached.table, fresh.table], ignore_index=True),
                             pd.concat([cached.per_class, fresh.per_class], ignore_index=True))
-        cached.table.sort_values("eval_frames").to_csv(table_path, index=False)
-        cached.per_class.sort_values(["eval_frames", "label"]).to_csv(per_class_path, index=False)
+        # per-class rows first: a kill between the two leaves a table without the new T, which are redone
+        write_text_atomic(per_class_path, cached.per_class.sort_values(["eval_frames", "label"]).to_csv(index=False))
+        write_text_atomic(table_path, cached.table.sort_values("eval_frames").to_csv(index=False))
     wanted = list(frame_counts)
     table = cached.table[cached.table["eval_frames"].isin(wanted)].sort_values("eval_frames")
     per_class = cached.per_class[cached.per_class["eval_frames"].isin(wanted)]
@@ -303,8 +304,8 @@ def write_tables(table: pd.DataFrame, run_dir: str | Path, frame_counts: Sequenc
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = run_dir / "tfd_table.csv", run_dir / "tfd_table.md"
-    long_table(table).to_csv(csv_path, index=False)
-    md_path.write_text(table1_markdown(table, frame_counts, caption=caption), encoding="utf-8")
+    write_text_atomic(csv_path, long_table(table).to_csv(index=False))
+    write_text_atomic(md_path, table1_markdown(table, frame_counts, caption=caption))
     return csv_path, md_path
 
 

@@ -1,5 +1,8 @@
 from pathlib import Path
 
+import pytest
+
+from ffnlib import paths
 from ffnlib.datasets import open_dataset
 from ffnlib.paths import PROJECT_ROOT, project_path
 from ffnlib.train import TrainConfig
@@ -32,3 +35,21 @@ def test_relative_pretrained_path_is_taken_from_the_project_root(tmp_path, monke
     for given in ("data/weights/resnet50-imagenet.pth", "imagenet", ""):
         loop.build_model(TrainConfig(arch="small", pretrained=given), num_classes=3)
     assert seen == [PROJECT_ROOT / "data/weights/resnet50-imagenet.pth", "imagenet", None]
+
+
+def test_write_text_atomic_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
+    target = tmp_path / "eval_best.csv"
+    paths.write_text_atomic(target, "old\n")
+    assert target.read_text() == "old\n"
+
+    def killed(*_args):
+        raise KeyboardInterrupt  # stands for a kill between writing the temporary file and the rename
+
+    monkeypatch.setattr(paths.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        paths.write_text_atomic(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["eval_best.csv"]  # no temporary file left behind
+    monkeypatch.undo()
+    paths.write_text_atomic(target, "new\n")
+    assert target.read_text() == "new\n"

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from ffnlib.datasets import MultiFrameClips, SSv2, VideoClips, open_dataset
 from ffnlib.losses import distillation_kl, teacher_probs, temporal_distillation
 from ffnlib.models import create_model
-from ffnlib.paths import project_path
+from ffnlib.paths import project_path, write_text_atomic
 
 from . import distributed as dist_utils
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
@@ -117,9 +117,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 def _rewrite_metrics(run: RunFolder, keep_epochs: int) -> list[dict]:
     """Drop metric lines of epochs after the checkpoint being resumed (they will be redone)."""
     history = [m for m in read_metrics(run.root) if m["epoch"] <= keep_epochs]
-    tmp = run.metrics.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(m) + "\n" for m in history))
-    os.replace(tmp, run.metrics)
+    write_text_atomic(run.metrics, "".join(json.dumps(m) + "\n" for m in history))
     return history
 
 
@@ -445,7 +443,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
         for stale in run.checkpoints.glob(".*.tmp-*"):  # left by a process killed while writing
             stale.unlink()
         history = _rewrite_metrics(run, epoch)
-        run.config.write_text(config.to_yaml())
+        write_text_atomic(run.config, config.to_yaml())
 
     step_model: nn.Module = EachClip(model) if config.recipe == "mixed" else model
     if world.distributed:
