@@ -45,9 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
 
 
-RUNS = ("vanilla", "ffn", "ffn_joint", "vanilla_per_count")
-
-
 def _tsm_step(model, clips, target) -> None:
     """Cross-entropy on each clip in turn, one forward+backward each (one clip: the vanilla step)."""
     for clip in clips:
@@ -72,7 +69,7 @@ def step_times(arch: str = "small", batch_size: int = 8, frame_size: int = 32, n
     `threads` sets torch's CPU threads for the measurement only (None: leave them).
     Returns {"wall": {run: s}, "cpu": {run: s}, "wall_ratio": {run: median over rounds of run / vanilla},
     "cpu_ratio": {...}, "macs": {"vanilla": ..., "ffn": ...} (forward MACs per video),
-    "parameters": {...}}, runs being `RUNS`.
+    "parameters": {...}}, the runs being vanilla, ffn, ffn_joint and vanilla_per_count.
     """
     before = torch.get_num_threads()
     if threads:
@@ -127,8 +124,7 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     counts = sorted(args.frame_counts)
     s = args.frame_size
-    steps = "+".join(map(str, counts))
-    labels = {"vanilla": f"vanilla {counts[-1]}F step", "ffn": f"FFN {steps} step",
+    labels = {"vanilla": f"vanilla {counts[-1]}F step", "ffn": f"FFN {'+'.join(map(str, counts))} step",
               "ffn_joint": "FFN joint backward", "vanilla_per_count": f"vanilla {','.join(map(str, counts))}F passes"}
     floor = sum(counts) / counts[-1]
     for i, b in enumerate(args.batch_size):
