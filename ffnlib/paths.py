@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,17 +25,27 @@ def project_path(path: str | Path, root: str | Path = PROJECT_ROOT) -> Path:
     return path if path.is_absolute() else Path(root) / path
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file in the same folder, renamed over it: a kill at any
-    moment leaves the old file or the new one, never part of one."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], fsync: bool = False) -> Path:
+    """Call `write(f)` on a temporary file `.<name>.tmp-<pid>` in `path`'s folder, then rename it over
+    `path`: a kill at any moment leaves the old file or the new one, never part of one. `fsync` also
+    flushes the bytes to disk before the rename (for files that must survive a crash of the machine)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "wb") as f:
+            write(f)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """`text` (UTF-8) into `path` through `write_atomic`."""
+    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def configs_dir() -> Path:

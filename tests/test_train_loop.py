@@ -259,3 +259,11 @@ def test_a_signal_during_validation_keeps_the_epoch_and_resumes(reference_run, t
     monkeypatch.setattr(loop, "evaluate", real)
     fit(config, tmp_path / "run", progress=False)
     assert_same_run(tmp_path / "run", reference_dir)
+
+
+def test_checkpoint_names_are_checked(tmp_path):
+    run = RunFolder(tmp_path)
+    assert run.checkpoint("best") == run.best == tmp_path / "checkpoints" / "best.pt"
+    assert run.epoch(3) == tmp_path / "checkpoints" / "epoch_3.pt"
+    with pytest.raises(ValueError, match=r"checkpoint must be one of \('best', 'final', 'last'\) or epoch_<N>, got 'bset'"):
+        load_trained(tmp_path, "bset")

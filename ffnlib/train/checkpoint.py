@@ -7,10 +7,11 @@ rng (torch CPU/CUDA generator states), config (TrainConfig.to_dict()), format.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
+
+from ffnlib.paths import write_atomic
 
 FORMAT = 1
 
@@ -26,16 +27,7 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({**state, "format": FORMAT}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda f: torch.save({**state, "format": FORMAT}, f), fsync=True)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -53,6 +54,7 @@ from .optim import lr_at, make_optimizer, set_lr
 log = logging.getLogger(__name__)
 
 REQUEUE_EXIT_CODE = 75  # EX_TEMPFAIL: "stopped on request, state saved, run me again"
+CHECKPOINT_NAMES = ("best", "final", "last")  # and epoch_<N>
 # Changing these between a checkpoint and its resumption would train something else: refused.
 FIT_KEYS = ("recipe", "arch", "model_kwargs", "num_frames", "frame_counts", "frame_probs", "data_root",
             "builtin", "frame_size", "batch_size", "seed", "lam")
@@ -77,20 +79,26 @@ class RunFolder:
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
+    def checkpoint(self, name: str) -> Path:
+        """`checkpoints/<name>.pt`, name being best, final, last or epoch_<N>."""
+        if name not in CHECKPOINT_NAMES and not re.fullmatch(r"epoch_\d+", name):
+            raise ValueError(f"checkpoint must be one of {CHECKPOINT_NAMES} or epoch_<N>, got {name!r}")
+        return self.checkpoints / f"{name}.pt"
+
     @property
     def last(self) -> Path:
-        return self.checkpoints / "last.pt"
+        return self.checkpoint("last")
 
     @property
     def best(self) -> Path:
-        return self.checkpoints / "best.pt"
+        return self.checkpoint("best")
 
     @property
     def final(self) -> Path:
-        return self.checkpoints / "final.pt"
+        return self.checkpoint("final")
 
     def epoch(self, n: int) -> Path:
-        return self.checkpoints / f"epoch_{n}.pt"
+        return self.checkpoint(f"epoch_{n}")
 
     @property
     def metrics(self) -> Path:
@@ -204,8 +212,7 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
 
 def load_trained(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
     """The model trained in `run_dir` (checkpoint `which`: best, final or last) and its config, in eval mode."""
-    run = RunFolder(Path(run_dir))
-    path = {"best": run.best, "final": run.final, "last": run.last}[which]
+    path = RunFolder(Path(run_dir)).checkpoint(which)
     return trained_from_state(load_checkpoint(path), path, device)
 
 
@@ -218,12 +225,16 @@ def trained_from_state(state: dict, source: str | Path, device: str | torch.devi
 
 
 # ------------------------------------------------------------------------------------------ one step
+def batch_on(batch, device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A loader batch (clip, ..., target) as its clips and its targets on `device`."""
+    *clips, target = batch
+    return [c.to(device, non_blocking=True) for c in clips], target.to(device, non_blocking=True)
+
+
 def compute_loss(model: nn.Module, batch, config: TrainConfig, device: torch.device):
     """Loss of one batch (one forward of all its clips), its parts (detached, for logging), the main
     logits and the targets."""
-    *clips, target = batch
-    clips = [c.to(device, non_blocking=True) for c in clips]
-    target = target.to(device, non_blocking=True)
+    clips, target = batch_on(batch, device)
     if config.recipe in ("vanilla", "proportional"):
         logits = model(clips[0])  # (B, classes)
         loss = F.cross_entropy(logits, target)
@@ -296,11 +307,10 @@ def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: 
 
     optimizer.zero_grad(set_to_none=True)
     if config.recipe in ("ffn", "mixed") and not world.distributed:
-        *clips, target = batch
-        clips = {t: c.to(device, non_blocking=True) for t, c in zip(config.frame_counts, clips)}
-        target = target.to(device, non_blocking=True)
-        loss, parts, logits = backward_per_clip(step_model, clips, target, distill=config.recipe == "ffn",
-                                                lam=config.lam, autocast=autocast, scale=scaler.scale)
+        clips, target = batch_on(batch, device)
+        loss, parts, logits = backward_per_clip(step_model, dict(zip(config.frame_counts, clips)), target,
+                                                distill=config.recipe == "ffn", lam=config.lam,
+                                                autocast=autocast, scale=scaler.scale)
         check(loss)
     else:
         with autocast():
