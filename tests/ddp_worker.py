@@ -4,6 +4,7 @@ Each rank takes its share of one fixed global batch, exactly as `epoch_batches` 
 layers are frozen to their running statistics so that the loss does not depend on how the batch is
 split (with per-GPU statistics, the official recipe, it would): what remains to compare with one
 process on the whole batch is the loss averaging and the gradient all-reduce. Rank 0 writes JSON.
+Each rank prints where it is, so that the output of a rank that dies shows how far it got.
 """
 import json
 import sys
@@ -21,6 +22,11 @@ def batch_for(rank: int, world_size: int, step: int):
     clips = torch.randn(4, 3, 4, 16, 16, generator=generator)  # (global B, C, T, H, W)
     labels = torch.tensor([0, 1, 2, 1])
     return clips[rank::world_size], labels[rank::world_size]
+
+
+def say(world: dist_utils.World, what: str) -> None:
+    if world.distributed:
+        print(f"rank {world.rank}: {what}", flush=True)
 
 
 def run(world: dist_utils.World) -> dict:
@@ -42,6 +48,7 @@ def run(world: dist_utils.World) -> dict:
                               config, torch.device("cpu"), None, world)
         total = dist_utils.all_reduce_sum(loss.detach().clone(), world) / world.world_size
         losses.append(total.item())
+        say(world, f"step {step} done")
     return {"losses": losses, "fc_weight_sum": model.fc.weight.sum().item()}
 
 
@@ -51,4 +58,6 @@ if __name__ == "__main__":
     if world.is_main:
         with open(sys.argv[1], "w") as f:
             json.dump(result, f)
+    say(world, "leaving the process group")
     dist_utils.shutdown()
+    say(world, "left the process group")

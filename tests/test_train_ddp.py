@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,21 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def torchrun(*args, timeout=180):
+    """Two gloo ranks under torchrun; one more try if a rank was aborted by the C++ runtime.
+
+    About one CI run in several dozen, a gloo rank dies with SIGABRT ("terminate called without an
+    active exception") although both ranks pass a barrier before leaving the process group; it has
+    not been reproduced here in 75 runs under load. A second abort in a row, or any other failure,
+    still fails the test, and a retried abort is reported as a warning with the first attempt's output.
+    """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           "--standalone", *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+               *map(str, args)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 and "terminate called without an active exception" in done.stdout + done.stderr:
+        warnings.warn("a gloo rank aborted; retried once. First attempt's output:\n" + done.stdout + done.stderr)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    return done
 
 
 def test_ranks_split_each_global_batch_without_overlap():
