@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from ffnlib import workbook
 from ffnlib.paths import PROJECT_ROOT
-from ffnlib.train import REQUEUE_EXIT_CODE
+from ffnlib.train import REQUEUE_EXIT_CODE, TrainConfig
 
 
 def write_notebook(path, params_source, *cells):
@@ -172,3 +173,32 @@ def test_reproduce_runs_the_whole_workbook_into_one_run_folder(tmp_path, monkeyp
     assert "56.07" in markdown and "61.02" in markdown  # the paper's rows beside ours
     assert sorted(p.name for p in (out / "figures").glob("*.png")) == [
         "accuracy_vs_frames.png", "accuracy_vs_gflops.png", "per_class_tfd.png"]
+
+
+@pytest.mark.parametrize("profile_name", ["demo", "smoke", "ssv2_r50"])
+def test_a_profile_trains_the_same_model_in_the_notebooks_and_on_the_command_line(profile_name):
+    """`python -m ffnlib.train --config configs/<profile>.yaml` and the training notebooks run with the
+    same profile must train the same model: a setting the profile leaves out takes TrainConfig's
+    default on the command line and the notebook's default in a notebook, so the two must agree.
+    `threads` is left out: it says how to run (the notebooks use 2 threads, the CLI torch's choice)."""
+    profile = workbook.load_profile(profile_name)
+    cli = TrainConfig.from_dict(profile["train"])
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for stem, own in SET_BY_THE_NOTEBOOK.items():
+        nb = workbook.find_notebook(stem)
+        declared = workbook.declared_parameters(nb)
+        given = {**declared, **workbook.profile_parameters(profile, nb, set(declared))}
+        differing = {k: (v, getattr(cli, k)) for k, v in given.items()
+                     if k in fields - own - {"threads"} and _plain(v) != _plain(getattr(cli, k))}
+        assert not differing, f"{stem} (notebook, CLI) with configs/{profile_name}.yaml: {differing}"
+
+
+def _plain(value):
+    """Compare a notebook literal with a TrainConfig field: tuples as lists, dataclasses as dicts."""
+    if dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
