@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -6,6 +5,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from ffnlib.train import RunFolder, TrainConfig, read_metrics
 from ffnlib.train.distributed import World
@@ -40,17 +40,27 @@ def test_ranks_split_each_global_batch_without_overlap():
         assert sorted(halves[0][b] + halves[1][b]) == sorted(whole[b])
 
 
-def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("recipe", ["vanilla", "ffn", "mixed"])
+def test_two_gloo_processes_match_one_process_on_the_same_global_batch(recipe, ddp_results):
     sys.path.insert(0, str(WORKER.parent))
     import ddp_worker
 
-    single = ddp_worker.run(World())
-    done = torchrun(WORKER, tmp_path / "ddp.json")
-    assert done.returncode == 0, done.stdout + done.stderr
-    ddp = json.loads((tmp_path / "ddp.json").read_text())
+    single = ddp_worker.run(World(), recipe)
+    ddp = ddp_results[recipe]
     assert ddp["losses"][0] == pytest.approx(single["losses"][0], rel=1e-5)  # the first-step loss
     assert ddp["losses"][1] == pytest.approx(single["losses"][1], rel=1e-5)  # after one averaged update
-    assert ddp["fc_weight_sum"] == pytest.approx(single["fc_weight_sum"], rel=1e-4, abs=1e-6)
+    assert ddp["weights"].keys() == single["weights"].keys()
+    for name, weight in single["weights"].items():
+        torch.testing.assert_close(ddp["weights"][name], weight, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    """The worker's results for every recipe, from one torchrun of two gloo processes."""
+    out = tmp_path_factory.mktemp("ddp") / "ddp.pt"
+    done = torchrun(WORKER, out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return torch.load(out)
 
 
 def test_the_command_line_trains_under_torchrun_and_only_rank_0_writes(tiny_root, tmp_path):

@@ -1,5 +1,7 @@
 """The training step of the multi-clip recipes (ffn, mixed): one clip at a time, with the gradients of
-the joint loss, one clip's activations alive at a time, and the NaN guard before the weights change."""
+the joint loss, one clip's activations alive at a time, the NaN guard before the weights change, and
+DDP's no_sync around all clips but the last."""
+import contextlib
 import copy
 import weakref
 
@@ -82,10 +84,28 @@ def test_teacher_goes_first_and_each_forward_takes_one_clip():
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     loop.train_step(model, optimizer, scaler, batch_for(config), config, CPU, None)
     assert seen == [[16], [4], [8]]
-    seen.clear()  # under DDP (a world of two, never asked anything here): one forward of every clip
-    loop.train_step(model, optimizer, scaler, batch_for(config), config, CPU, None, World(world_size=2),
-                    check_finite=False)
-    assert seen == [[4, 8, 16]]
+
+
+def test_only_the_last_clip_reduces_gradients_under_ddp():
+    """DDP's no_sync is entered around every clip but the last (two gloo ranks check the sums:
+    test_train_ddp.py)."""
+    config = config_for("ffn")
+    model = loop.build_model(config, num_classes=5)
+    events = []
+    model.register_forward_pre_hook(lambda _m, args: events.append(("forward", args[0][0].shape[2])))
+
+    @contextlib.contextmanager
+    def no_sync():
+        events.append("no_sync")
+        yield
+        events.append("sync again")
+
+    model.no_sync = no_sync  # what DDP has
+    optimizer = make_optimizer(model, config)
+    loop.train_step(model, optimizer, torch.amp.GradScaler("cpu", enabled=False), batch_for(config), config, CPU,
+                    None, World(world_size=2), check_finite=False)
+    assert events == ["no_sync", ("forward", 16), "sync again", "no_sync", ("forward", 4), "sync again",
+                      ("forward", 8)]
 
 
 class _Held:

@@ -3,8 +3,8 @@ vanilla TSM step (one 16-frame clip, cross-entropy) on the same architecture and
 
 The FFN step is the one `fit` takes (`ffnlib.train.loop.backward_per_clip`): the 16F teacher's forward
 and backward, then each student's, so that one clip's activations are alive at a time. Also timed:
-  - "FFN joint": one forward of all three clips and one backward of the summed loss (what a DDP step
-    does), to show what going clip by clip gains;
+  - "FFN joint": one forward of all three clips and one backward of the summed loss (the step `fit`
+    took before it went clip by clip), to show what going clip by clip gains;
   - "vanilla per count": the vanilla TSM on the same three clips, one forward+backward each.
 The ratio's floor is the frame ratio (4+8+16)/16 = 1.75: FFN sees 28 frames per video where TSM sees
 16. Above it is what three smaller passes cost over one big one (per-call overhead, kernels less

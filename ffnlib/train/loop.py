@@ -7,7 +7,8 @@ Recipes (TrainConfig.recipe):
     mixed         one TSM (shared BN); each iteration sees every T of `frame_counts` for the same
                   videos, loss = sum of the CE at each T
 The ffn and mixed steps go clip by clip, the highest T first (`backward_per_clip`): the gradients of
-the summed loss, one clip's activations alive at a time. Under DDP they are one forward and one backward.
+the summed loss, one clip's activations alive at a time; under DDP the gradients are averaged over
+ranks once, during the last clip's backward.
 
 Run folder: `config.yaml`, `metrics.jsonl` (one line per epoch), `checkpoints/last.pt` (every epoch
 and every `save_every_steps`), `best.pt` (by validation top-1 at the highest evaluated T),
@@ -179,7 +180,7 @@ def epoch_batches(config: TrainConfig, num_videos: int, epoch: int, steps: int,
 
 # ------------------------------------------------------------------------------------------ model
 class EachClip(nn.Module):
-    """Runs one TSM on each clip of a list, in one forward call (the mixed recipe; DDP needs one forward)."""
+    """Runs one TSM on each clip of a list: the mixed recipe's model, given an FFN's multi-clip call."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -253,7 +254,8 @@ def compute_loss(model: nn.Module, batch, config: TrainConfig, device: torch.dev
 
 
 def backward_per_clip(model: nn.Module, clips: dict[int, torch.Tensor], target: torch.Tensor, *, distill: bool,
-                      lam: float = 1.0, autocast=contextlib.nullcontext, scale=lambda loss: loss):
+                      lam: float = 1.0, autocast=contextlib.nullcontext, scale=lambda loss: loss,
+                      no_sync=contextlib.nullcontext):
     """Forward and backward the clips of one batch one at a time, the highest T first.
 
     `clips` maps each T to its clip (B, C, T, H, W); `model([clip])` gives `[logits]` (an FFN's
@@ -263,21 +265,25 @@ def backward_per_clip(model: nn.Module, clips: dict[int, torch.Tensor], target: 
     gradients add up to those of the joint loss, while the step holds one clip's activations at a
     time: FFN on 4+8+16 keeps 16 frames' worth instead of 28, and a CPU step gets faster for it.
     `autocast()` is entered around each forward; `scale` (GradScaler.scale) is applied to each term
-    before its backward. Returns the loss (detached), its parts (detached, named as `compute_loss`
-    names them) and the highest T's logits.
+    before its backward. `no_sync()` is entered around the forward and backward of every clip but the
+    last: with DDP's `no_sync` the gradients add up locally and are averaged over ranks once, during
+    the last clip's backward. Returns the loss (detached), its parts (detached, named as
+    `compute_loss` names them) and the highest T's logits.
     """
     high = max(clips)
+    order = [high] + [t for t in clips if t != high]
     terms: dict[int, torch.Tensor] = {}
     probs = high_logits = None
-    for t in [high] + [t for t in clips if t != high]:
+    for t in order:
         student = distill and t != high
-        with autocast():  # the softmax and the losses too, as autocast runs them in the joint step
-            logits = model([clips[t]])[0]  # (B, classes)
-            term = distillation_kl(logits, probs) if student else F.cross_entropy(logits, target)
-            if t == high:
-                high_logits = logits.detach()
-                probs = teacher_probs(logits) if distill else None
-        scale(lam * term if student else term).backward()
+        with no_sync() if t != order[-1] else contextlib.nullcontext():
+            with autocast():  # the softmax and the losses too, as autocast runs them in the joint step
+                logits = model([clips[t]])[0]  # (B, classes)
+                term = distillation_kl(logits, probs) if student else F.cross_entropy(logits, target)
+                if t == high:
+                    high_logits = logits.detach()
+                    probs = teacher_probs(logits) if distill else None
+            scale(lam * term if student else term).backward()
         terms[t] = term.detach()
     if distill:
         students = [t for t in clips if t != high]
@@ -286,14 +292,28 @@ def backward_per_clip(model: nn.Module, clips: dict[int, torch.Tensor], target: 
     return sum(terms.values()), {f"ce_{t}": terms[t] for t in clips}, high_logits
 
 
+def step_module(model: nn.Module, config: TrainConfig, world: dist_utils.World, device: torch.device) -> nn.Module:
+    """What `train_step` runs: `model` (in `EachClip` for the mixed recipe), in DDP when the world is
+    distributed, compiled when `config.compile`. `model` keeps the weights (checkpoints save it)."""
+    step_model: nn.Module = EachClip(model) if config.recipe == "mixed" else model
+    if world.distributed:
+        # An FFN step's last clip leaves the other branches' private BNs and adaconvs out of its graph:
+        # DDP must look for them, and then averages the gradients they gathered under no_sync.
+        step_model = nn.parallel.DistributedDataParallel(
+            step_model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=config.recipe == "ffn")
+    if config.compile:
+        step_model = torch.compile(step_model)
+    return step_model
+
+
 def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                batch, config: TrainConfig, device: torch.device, amp: torch.dtype | None,
                world: dist_utils.World = dist_utils.World(), where: str = "", check_finite: bool = True):
     """One optimiser step on `batch` (forward, loss, backward, clipping, step), as `fit` does it.
 
-    The ffn and mixed recipes go one clip at a time (`backward_per_clip`), except under DDP, which
-    reduces the gradients during a step's one backward: there the step is one forward of all clips
-    (`compute_loss`) and one backward, with the same gradients.
+    The ffn and mixed recipes go one clip at a time (`backward_per_clip`); a DDP `step_model` reduces
+    the gradients once, during the last clip's backward (its `no_sync` around the others).
     Raises NonFiniteLoss (on every rank) before touching the weights when the loss is NaN or inf.
     `check_finite=False` skips that check, the step's only wait for the device (for benchmarks).
     Returns the loss, its parts, the main logits and the targets.
@@ -306,11 +326,12 @@ def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: 
             raise NonFiniteLoss(f"non-finite loss ({loss.item()}) {where}")
 
     optimizer.zero_grad(set_to_none=True)
-    if config.recipe in ("ffn", "mixed") and not world.distributed:
+    if config.recipe in ("ffn", "mixed"):
         clips, target = batch_on(batch, device)
         loss, parts, logits = backward_per_clip(step_model, dict(zip(config.frame_counts, clips)), target,
                                                 distill=config.recipe == "ffn", lam=config.lam,
-                                                autocast=autocast, scale=scaler.scale)
+                                                autocast=autocast, scale=scaler.scale,
+                                                no_sync=getattr(step_model, "no_sync", contextlib.nullcontext))
         check(loss)
     else:
         with autocast():
@@ -455,12 +476,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
         history = _rewrite_metrics(run, epoch)
         write_text_atomic(run.config, config.to_yaml())
 
-    step_model: nn.Module = EachClip(model) if config.recipe == "mixed" else model
-    if world.distributed:
-        step_model = nn.parallel.DistributedDataParallel(
-            step_model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        step_model = torch.compile(step_model)
+    step_model = step_module(model, config, world, device)
 
     high_eval = max(config.eval_frame_counts)
     per_rank_batch = config.batch_size // world.world_size
