@@ -61,7 +61,7 @@ def evaluate_model_dir(model_dir: str | Path, frame_counts: Sequence[int], check
     model_dir = Path(model_dir)
     device = str(resolve_device(device))
     path = RunFolder(model_dir).checkpoint(checkpoint)
-    state = load_checkpoint(path)  # read once: its step and seed key the cache, its weights evaluate
+    state = load_checkpoint(path, mmap=True)  # its step and seed key the cache; weights read if evaluated
     step, seed = state["step"], state["config"]["seed"]
     table_path, per_class_path = _cache_paths(model_dir, checkpoint)
     cached = Evaluation(pd.DataFrame(), pd.DataFrame())
@@ -321,7 +321,7 @@ def clip_gmacs(model_dir: str | Path, frame_counts: Sequence[int], checkpoint: s
 
     model_dir = Path(model_dir)
     config = TrainConfig.from_yaml(RunFolder(model_dir).config)
-    num_classes = int(load_checkpoint(RunFolder(model_dir).checkpoint(checkpoint))["num_classes"])
+    num_classes = int(load_checkpoint(RunFolder(model_dir).checkpoint(checkpoint), mmap=True)["num_classes"])
     kwargs = model_kwargs(config)
     out = {}
     for t in frame_counts:

@@ -14,7 +14,7 @@ import ffnlib.train.loop as loop
 from ffnlib.datasets import SSv2
 from ffnlib.train.optim import make_optimizer
 from ffnlib.train import (REQUEUE_EXIT_CODE, CheckpointError, NonFiniteLoss, RunFolder, TrainConfig, fit,
-                          load_checkpoint, load_model_state, load_trained, read_metrics)
+                          load_checkpoint, load_model_state, load_trained, read_metrics, save_checkpoint)
 
 TIMING = ("seconds", "clips_per_s", "frames_per_s")
 
@@ -119,11 +119,21 @@ def test_checkpoint_into_the_wrong_model_names_the_mismatch(tiny_root, tmp_path,
         load_model_state(fewer_classes, state["model"], "final.pt")
 
 
-def test_unreadable_checkpoint_is_named(tmp_path):
+@pytest.mark.parametrize("mmap", [False, True])
+def test_unreadable_checkpoint_is_named(tmp_path, mmap):
     bad = tmp_path / "last.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="last.pt: not a readable checkpoint"):
-        load_checkpoint(bad)
+        load_checkpoint(bad, mmap=mmap)
+
+
+def test_a_checkpoint_read_lazily_holds_the_same_state(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    save_checkpoint(tmp_path / "c.pt", {"model": model.state_dict(), "step": 7})
+    eager, lazy = load_checkpoint(tmp_path / "c.pt"), load_checkpoint(tmp_path / "c.pt", mmap=True)
+    assert lazy["step"] == eager["step"] == 7
+    for name, tensor in eager["model"].items():
+        torch.testing.assert_close(lazy["model"][name], tensor)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_root, tmp_path, monkeypatch, torch_state):

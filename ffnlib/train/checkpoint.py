@@ -30,12 +30,14 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     return write_atomic(path, lambda f: torch.save({**state, "format": FORMAT}, f), fsync=True)
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+def load_checkpoint(path: str | Path, map_location="cpu", mmap: bool = False) -> dict:
+    """The state `save_checkpoint` wrote. With `mmap`, tensors are read from the file only when used:
+    for a look at the step, the seed or the number of classes of a large checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint file there")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # torch raises many types for a damaged file
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "model" not in state:

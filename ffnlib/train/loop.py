@@ -603,7 +603,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
             if stop.signum is not None:
                 raise Preempted(f"{run.root}: stopped by signal after epoch {epoch}; {run.last} saved, "
                                 f"run again to resume")
-        if world.is_main and (not run.final.exists() or load_checkpoint(run.final)["step"] != step):
+        if world.is_main and (not run.final.exists() or load_checkpoint(run.final, mmap=True)["step"] != step):
             save_checkpoint(run.final, state_dict(epoch, 0, {}))
         dist_utils.barrier(world)
     finally:
