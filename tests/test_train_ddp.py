@@ -17,9 +17,9 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 def torchrun(*args, timeout=180):
     """Two gloo ranks under torchrun; one more try if a rank was aborted by the C++ runtime.
 
-    About one CI run in several dozen, a gloo rank dies with SIGABRT ("terminate called without an
-    active exception") although both ranks pass a barrier before leaving the process group; it has
-    not been reproduced here in 75 runs under load. A second abort in a row, or any other failure,
+    Twice so far in CI, a gloo rank died with SIGABRT ("terminate called without an active
+    exception"), the second time although both ranks pass a barrier before leaving the process group;
+    75 runs on a loaded 2-core machine did not reproduce it. A second abort in a row, or any other failure,
     still fails the test, and a retried abort is reported as a warning with the first attempt's output.
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
