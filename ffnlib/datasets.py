@@ -204,17 +204,18 @@ class SSv2:
 
 
 def open_dataset(data_root: str | Path = "", split: str = "train", video_dir: str | Path = "",
-                 builtin: dict | None = None) -> SSv2:
+                 builtin: dict | None = None, progress: bool = True) -> SSv2:
     """The split of the SSv2-layout dataset at `data_root`, or, when `data_root` is empty, of the
     built-in synthetic data, written on first use by `ffnlib.synthetic.prepare(**builtin)` (as the
     trainer does with its `builtin` knobs). An empty `video_dir` means videos next to the JSON files.
-    Relative paths are taken from the project root, as the trainer does."""
+    Relative paths are taken from the project root, as the trainer does. `progress`: a bar while the
+    built-in data is written."""
     video_dir = project_path(video_dir) if video_dir else None
     if data_root:
         return SSv2(project_path(data_root), split, video_dir=video_dir)
     from ffnlib import synthetic
 
-    return SSv2(synthetic.prepare(**(builtin or {})), split, video_dir=video_dir)
+    return SSv2(synthetic.prepare(**(builtin or {}), progress=progress), split, video_dir=video_dir)
 
 
 def decode_sample(source, index: int) -> DecodedVideo:

@@ -375,7 +375,8 @@ def _manifest(seed: int, design: Design) -> dict:
     }
 
 
-def prepare(root: str | Path | None = None, *, seed: int = 0, num_workers: int = 2, **knobs) -> Path:
+def prepare(root: str | Path | None = None, *, seed: int = 0, num_workers: int = 2, progress: bool = True,
+            **knobs) -> Path:
     """Write the built-in dataset once (SSv2 layout) and return its root; re-use it when complete.
 
     `root` defaults to `paths.data_dir() / "builtin" / dataset_name(seed, design)`. Knobs are the
@@ -383,7 +384,7 @@ def prepare(root: str | Path | None = None, *, seed: int = 0, num_workers: int =
     complete dataset with the same knobs and seed is returned untouched. A folder left by a killed
     run (its in-progress marker names the same knobs) is finished: the videos already there were
     renamed into place whole and are kept. A folder that holds anything else is refused, never
-    overwritten. `num_workers` processes render and encode (1: in this process).
+    overwritten. `num_workers` processes render and encode (1: in this process); `progress` shows a bar.
     """
     design = Design.from_knobs(**knobs)
     root = Path(root) if root is not None else paths.data_dir() / "builtin" / dataset_name(seed, design)
@@ -423,10 +424,11 @@ def prepare(root: str | Path | None = None, *, seed: int = 0, num_workers: int =
         # spawn, not fork: the caller (a notebook kernel) may hold torch threads.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
-            for _ in tqdm(pool.map(_write_one, jobs, chunksize=32), total=len(jobs), desc=desc):
+            for _ in tqdm(pool.map(_write_one, jobs, chunksize=32), total=len(jobs), desc=desc,
+                          disable=not progress):
                 pass
     else:
-        for job in tqdm(jobs, desc=desc):
+        for job in tqdm(jobs, desc=desc, disable=not progress):
             _write_one(job)
 
     _write_json(root / MANIFEST, expected)  # last: marks the dataset complete

@@ -74,7 +74,7 @@ def evaluate_model_dir(model_dir: str | Path, frame_counts: Sequence[int], check
     todo = [t for t in frame_counts if t not in set(cached.table.get("eval_frames", []))]
     if todo:
         model, config = trained_from_state(state, path, device=device)
-        _, val = open_splits(config)
+        _, val = open_splits(config, progress)
         fresh = evaluate(model, val, todo, frame_size=config.frame_size, resize_size=config.resize_size,
                          batch_size=batch_size, num_workers=num_workers, device=torch.device(device),
                          max_videos=max_videos, model_name=config.table_name,

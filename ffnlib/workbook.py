@@ -140,7 +140,8 @@ def run_notebook(notebook: str | Path, run_dir: str | Path, parameters: dict | N
     """Execute `notebook` into `run_dir` with `parameters`; return the executed notebook's path.
 
     `run_dir` is injected as the notebook's `run_dir` parameter, and `interactive=False` (unless given)
-    where the notebook declares it: a headless run has no front-end for widgets, and papermill's
+    where the notebook declares it (no widgets, no progress bars): a headless run has no front-end for
+    widgets, a saved tqdm widget reads "0%" where its state is not rendered, and papermill's
     executor hung on notebook 02's `widgets.interact` cell (a figure in an Output widget) in 9 of 10
     runs on 2026-11-21, the kernel idle and papermill waiting forever. Raises NotebookFailed naming the
     notebook and the cell when a cell raises; the executed notebook is kept either way.

@@ -12,6 +12,8 @@ from ffnlib import workbook
 from ffnlib.paths import PROJECT_ROOT
 from ffnlib.train import REQUEUE_EXIT_CODE, TrainConfig
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # an output that needs a widget front-end
+
 
 def write_notebook(path, params_source, *cells):
     params = new_code_cell(params_source)
@@ -59,8 +61,8 @@ def test_headless_runs_turn_widgets_off_where_a_notebook_declares_them(tmp_path)
     assert (tmp_path / "again" / "out.txt").read_text() == "True"
     widget_notebooks = [nb.stem for nb in workbook.notebooks() if "widgets.interact" in nb.read_text()]
     assert widget_notebooks == ["02_sampling", "08_tfd_table"]
-    for stem in widget_notebooks:
-        assert workbook.declared_parameters(workbook.find_notebook(stem))["interactive"] is True
+    for nb in workbook.notebooks():  # every notebook: each draws progress bars (tqdm's widgets in Jupyter)
+        assert workbook.declared_parameters(nb)["interactive"] is True, nb.stem
 
 
 def test_unknown_parameter_is_refused_by_name(tmp_path):
@@ -173,6 +175,9 @@ def test_reproduce_runs_the_whole_workbook_into_one_run_folder(tmp_path, monkeyp
     assert "56.07" in markdown and "61.02" in markdown  # the paper's rows beside ours
     assert sorted(p.name for p in (out / "figures").glob("*.png")) == [
         "accuracy_vs_frames.png", "accuracy_vs_gflops.png", "per_class_tfd.png"]
+    for stem in stems:  # no widget, so no progress bar saved at "0%" in the executed notebooks
+        outputs = [o for c in nbformat.read(out / f"{stem}.ipynb", as_version=4).cells for o in c.get("outputs", [])]
+        assert not [o for o in outputs if WIDGET_VIEW in o.get("data", {})], stem
 
 
 @pytest.mark.parametrize("profile_name", ["demo", "smoke", "ssv2_r50"])

@@ -131,10 +131,10 @@ def _rewrite_metrics(run: RunFolder, keep_epochs: int) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ data
-def open_splits(config: TrainConfig) -> tuple[SSv2, SSv2]:
+def open_splits(config: TrainConfig, progress: bool = True) -> tuple[SSv2, SSv2]:
     """The train and validation splits of `config`'s data: SSv2 at `data_root`, or the built-in
-    data (generated once); see `ffnlib.datasets.open_dataset`."""
-    return tuple(open_dataset(config.data_root, split, config.video_dir, config.builtin)
+    data (generated once, with a bar if `progress`); see `ffnlib.datasets.open_dataset`."""
+    return tuple(open_dataset(config.data_root, split, config.video_dir, config.builtin, progress)
                  for split in ("train", "validation"))
 
 
@@ -434,7 +434,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
     torch.manual_seed(config.seed * 1000 + world.rank)
 
     if world.is_main:
-        train_src, val_src = open_splits(config)  # the built-in data is generated here, once
+        train_src, val_src = open_splits(config, progress)  # the built-in data is generated here, once
     dist_utils.barrier(world)
     if not world.is_main:
         train_src, val_src = open_splits(config)
