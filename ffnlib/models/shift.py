@@ -8,9 +8,10 @@ consecutive, which is how a 2D ResNet sees a clip. With fold = C // fold_div, fr
 
 and keeps the other channels. No parameters; any T >= 1 (T = 1 zeroes the shifted channels).
 
-The gradient of a shift is the opposite shift, so autograd goes through `_Shift`, which writes each
-output element once in both directions (slicing through autograd would allocate and add three
-full-size zero tensors per backward: a fifth of a small network's step on a CPU).
+The gradient of a shift is the opposite shift, so autograd goes through `_Shift`, which builds one
+output tensor in both directions: a copy of its input with the two shifted folds overwritten
+(slicing through autograd would allocate and add three full-size zero tensors per backward: a fifth
+of a small network's step on a CPU).
 """
 from __future__ import annotations
 
