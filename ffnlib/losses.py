@@ -41,6 +41,11 @@ def distillation_kl(student_logits: Tensor, probs: Tensor) -> Tensor:
     return F.kl_div(F.log_softmax(student_logits, dim=1), probs, reduction="batchmean")
 
 
+def distillation_total(ce: Tensor, kl: Sequence[Tensor], lam: float = 1.0) -> Tensor:
+    """CE + lam * sum of the KL terms (the CE alone when there are none)."""
+    return ce + lam * sum(kl) if kl else ce
+
+
 def temporal_distillation(teacher_logits: Tensor, student_logits: Sequence[Tensor], target: Tensor,
                           lam: float = 1.0) -> DistillationLoss:
     """CE(teacher, target) + lam * sum of KL(softmax(teacher) || softmax(student)), teacher detached.
@@ -60,8 +65,7 @@ def temporal_distillation(teacher_logits: Tensor, student_logits: Sequence[Tenso
     ce = F.cross_entropy(teacher_logits, target)
     probs = teacher_probs(teacher_logits)
     kl = tuple(distillation_kl(student, probs) for student in student_logits)
-    total = ce + lam * sum(kl) if kl else ce
-    return DistillationLoss(total, ce, kl)
+    return DistillationLoss(distillation_total(ce, kl, lam), ce, kl)
 
 
 def temporal_distillation_by_count(logits_by_count: Mapping[int, Tensor], target: Tensor,

@@ -25,12 +25,15 @@ def project_path(path: str | Path, root: str | Path = PROJECT_ROOT) -> Path:
     return path if path.is_absolute() else Path(root) / path
 
 
+_TEMPORARY = ".tmp-"  # `write_atomic` writes `.<name>.tmp-<pid>` next to the file, then renames it
+
+
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], fsync: bool = False) -> Path:
     """Call `write(f)` on a temporary file `.<name>.tmp-<pid>` in `path`'s folder, then rename it over
     `path`: a kill at any moment leaves the old file or the new one, never part of one. `fsync` also
     flushes the bytes to disk before the rename (for files that must survive a crash of the machine)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{_TEMPORARY}{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -41,6 +44,11 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], fsync: b
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def leftover_temporaries(folder: str | Path) -> list[Path]:
+    """The temporary files `write_atomic` left in `folder` when its process was killed mid-write."""
+    return sorted(Path(folder).glob(f".*{_TEMPORARY}*"))
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -12,6 +12,7 @@ import yaml
 
 import ffnlib.train.loop as loop
 from ffnlib.datasets import SSv2
+from ffnlib.paths import leftover_temporaries
 from ffnlib.train.optim import make_optimizer
 from ffnlib.train import (REQUEUE_EXIT_CODE, CheckpointError, NonFiniteLoss, RunFolder, TrainConfig, fit,
                           load_checkpoint, load_model_state, load_trained, read_metrics, save_checkpoint)
@@ -236,10 +237,11 @@ def test_kill_during_a_checkpoint_write_leaves_a_loadable_last_pt(reference_run,
                             env={**os.environ, "DIE_AT_SAVE": "3"}, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL
     assert list(run.checkpoints.glob(".last.pt.tmp-*"))  # the half-written file is there...
+    assert leftover_temporaries(run.checkpoints) == list(run.checkpoints.glob(".last.pt.tmp-*"))
     assert load_checkpoint(run.last)["step"] == 4  # ...and last.pt is the previous, whole one
     resumed = run_cli(config, run.root)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert not list(run.checkpoints.glob(".*.tmp-*"))
+    assert not leftover_temporaries(run.checkpoints)
     assert_same_run(run.root, reference_dir)
 
 

@@ -28,7 +28,7 @@ def batch_for(config: TrainConfig, num_classes: int = 5, size: int = 16, seed: i
 
 
 def step_model_for(config: TrainConfig, model):
-    return loop.EachClip(model) if config.recipe == "mixed" else model
+    return loop.step_module(model, config, World(), CPU)  # as fit builds it for one process
 
 
 def joint_step(config, model, batch):

@@ -42,9 +42,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ffnlib.datasets import MultiFrameClips, SSv2, VideoClips, open_dataset
-from ffnlib.losses import distillation_kl, teacher_probs, temporal_distillation
+from ffnlib.losses import distillation_kl, distillation_total, teacher_probs, temporal_distillation
 from ffnlib.models import create_model
-from ffnlib.paths import project_path, write_text_atomic
+from ffnlib.paths import leftover_temporaries, project_path, write_text_atomic
 
 from . import distributed as dist_utils
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
@@ -246,11 +246,18 @@ def compute_loss(model: nn.Module, batch, config: TrainConfig, device: torch.dev
     if config.recipe == "ffn":
         students = [t for t in config.frame_counts if t != high]
         parts = temporal_distillation(by_count[high], [by_count[t] for t in students], target, lam=config.lam)
-        logged = {"ce": parts.ce.detach(), **{f"kl_{t}": kl.detach() for t, kl in zip(students, parts.kl)}}
-        return parts.total, logged, by_count[high], target
+        terms = {high: parts.ce, **dict(zip(students, parts.kl))}
+        return parts.total, logged_parts(terms, high, distill=True), by_count[high], target
     ces = {t: F.cross_entropy(by_count[t], target) for t in config.frame_counts}  # mixed
-    loss = sum(ces.values())
-    return loss, {f"ce_{t}": ce.detach() for t, ce in ces.items()}, by_count[high], target
+    return sum(ces.values()), logged_parts(ces, high, distill=False), by_count[high], target
+
+
+def logged_parts(terms: dict[int, torch.Tensor], high: int, *, distill: bool) -> dict[str, torch.Tensor]:
+    """The loss parts as the metrics name them, detached, from one term per T (in `terms`' order):
+    with `distill`, `ce` (the teacher's, at T = `high`) then `kl_<T>` per student; else `ce_<T>` each."""
+    if distill:
+        return {"ce": terms[high].detach(), **{f"kl_{t}": v.detach() for t, v in terms.items() if t != high}}
+    return {f"ce_{t}": v.detach() for t, v in terms.items()}
 
 
 def backward_per_clip(model: nn.Module, clips: dict[int, torch.Tensor], target: torch.Tensor, *, distill: bool,
@@ -267,12 +274,12 @@ def backward_per_clip(model: nn.Module, clips: dict[int, torch.Tensor], target: 
     `autocast()` is entered around each forward; `scale` (GradScaler.scale) is applied to each term
     before its backward. `no_sync()` is entered around the forward and backward of every clip but the
     last: with DDP's `no_sync` the gradients add up locally and are averaged over ranks once, during
-    the last clip's backward. Returns the loss (detached), its parts (detached, named as
-    `compute_loss` names them) and the highest T's logits.
+    the last clip's backward. Returns the loss (detached), its parts (`logged_parts`, as
+    `compute_loss` gives them) and the highest T's logits.
     """
     high = max(clips)
     order = [high] + [t for t in clips if t != high]
-    terms: dict[int, torch.Tensor] = {}
+    terms: dict[int, torch.Tensor] = dict.fromkeys(clips)  # filled in `order`, kept in `clips`' order
     probs = high_logits = None
     for t in order:
         student = distill and t != high
@@ -285,11 +292,8 @@ def backward_per_clip(model: nn.Module, clips: dict[int, torch.Tensor], target: 
                     probs = teacher_probs(logits) if distill else None
             scale(lam * term if student else term).backward()
         terms[t] = term.detach()
-    if distill:
-        students = [t for t in clips if t != high]
-        loss = terms[high] + lam * sum(terms[t] for t in students) if students else terms[high]
-        return loss, {"ce": terms[high], **{f"kl_{t}": terms[t] for t in students}}, high_logits
-    return sum(terms.values()), {f"ce_{t}": terms[t] for t in clips}, high_logits
+    loss = distillation_total(terms[high], [terms[t] for t in order[1:]], lam) if distill else sum(terms.values())
+    return loss, logged_parts(terms, high, distill=distill), high_logits
 
 
 def step_module(model: nn.Module, config: TrainConfig, world: dist_utils.World, device: torch.device) -> nn.Module:
@@ -471,7 +475,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool = True) -> F
         log.info("resuming %s at epoch %d, step %d", run.root, epoch + 1, step)
     if world.is_main:
         run.root.mkdir(parents=True, exist_ok=True)
-        for stale in run.checkpoints.glob(".*.tmp-*"):  # left by a process killed while writing
+        for stale in leftover_temporaries(run.checkpoints):  # left by a process killed while writing
             stale.unlink()
         history = _rewrite_metrics(run, epoch)
         write_text_atomic(run.config, config.to_yaml())
