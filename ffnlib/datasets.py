@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ffnlib import sampling
+from ffnlib.errors import UserError
 from ffnlib.paths import project_path
 from ffnlib.transforms import ClipTransform, Crop, to_clips
 from ffnlib.video import DecodedVideo, VideoDecodeError, decode_video
@@ -56,12 +57,13 @@ VIDEO_SUFFIX = ".webm"
 NO_LABEL = -1  # the label of test-split samples
 
 
-class DatasetError(ValueError):
-    """An annotation file that cannot be used: `path` names it, the message says what was expected."""
+class DatasetError(UserError, ValueError):
+    """An annotation file that cannot be used: `path` names it, the message says what was expected.
+    (Given one argument, it is the whole message, as a DataLoader re-raises a worker's error.)"""
 
-    def __init__(self, path: str | Path, message: str):
+    def __init__(self, path: str | Path, message: str | None = None):
         self.path = str(path)
-        super().__init__(f"{path}: {message}")
+        super().__init__(f"{path}: {message}" if message is not None else str(path))
 
 
 class VideoProblem(NamedTuple):

@@ -1,14 +1,15 @@
 """Temporal Frequency Deviation: every trained model evaluated at every frame count.
 
-A workbook run folder holds its trained models under `models/<name>/` (vanilla_16f, st_4f, ffn,
-proportional, mixed; see `TrainConfig.run_name`). `evaluate_model_dir` evaluates one of them at a
-list of T on its own validation split and caches the result beside its checkpoints
-(`eval_<checkpoint>.csv`, `eval_<checkpoint>_per_class.csv`), so that notebooks 05 and 08 and a
-second `make demo` never evaluate the same checkpoint at the same T twice.
+A workbook run (`ffnlib.runs.WorkbookRun`) holds its trained models under `models/<model_name>/`
+(vanilla_16f, st_4f, ffn, proportional, mixed; see `TrainConfig.model_name`). `evaluate_model_dir`
+evaluates one of them at a list of T on its own validation split and caches the result beside its
+checkpoints (`ModelRun.evaluation_cache`), keyed by the checkpoint's id, so that notebooks 05 and 08
+and a second `make demo` never evaluate the same weights at the same T twice, and a checkpoint
+replaced by other weights is evaluated afresh.
 
-Notebook 08 builds the study's table from any set of run folders (one per seed):
+Notebook 08 builds the study's table from any set of workbook runs (one per seed):
 
-    result = collect(run_dirs, frame_counts)     every model of every folder, evaluated or read back
+    result = collect(run_dirs, eval_frames)      every model of every run, evaluated or read back
     long_table(result.table)                     model, train_frames, eval_frames, top1, top5, n, seed
     summarize(result.table)                      mean, std and number of seeds per (model, train_frames, T)
     table1_markdown(result.table)                the paper's Table-1 layout, its SSv2 rows beside ours
@@ -16,7 +17,7 @@ Notebook 08 builds the study's table from any set of run folders (one per seed):
 """
 from __future__ import annotations
 
-import glob
+import hashlib
 import logging
 import math
 from pathlib import Path
@@ -26,70 +27,118 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ffnlib.paths import PROJECT_ROOT, project_path, write_text_atomic
-from ffnlib.train import (Evaluation, RunFolder, TrainConfig, evaluate, load_checkpoint, open_splits,
-                          resolve_device)
-from ffnlib.train.loop import model_kwargs, trained_from_state
+from ffnlib.paths import write_text_atomic
+from ffnlib.runs import ModelRun, RunFolderError, WorkbookRun
+from ffnlib.train import (Evaluation, TrainConfig, evaluate, load_checkpoint, model_kwargs, open_splits,
+                          resolve_device, trained_from_state)
 
 log = logging.getLogger(__name__)
 
 
-def model_dirs(run_dirs: Iterable[str | Path], checkpoint: str = "best") -> list[Path]:
-    """The trained model folders (`models/*` holding `checkpoints/<checkpoint>.pt`) of workbook runs."""
-    found = []
-    for run_dir in run_dirs:
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"{run_dir}: no such run folder")
-        found += sorted(d for d in (run_dir / "models").glob("*")
-                        if (d / "checkpoints" / f"{checkpoint}.pt").exists())
-    return found
+def checkpoint_id(state: dict, path: Path) -> str:
+    """The id `save_checkpoint` wrote into the checkpoint, or (an older file) a hash of its bytes."""
+    if state.get("checkpoint_id"):
+        return str(state["checkpoint_id"])
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha1:{digest.hexdigest()}"
 
 
-def _cache_paths(model_dir: Path, checkpoint: str) -> tuple[Path, Path]:
-    return model_dir / f"eval_{checkpoint}.csv", model_dir / f"eval_{checkpoint}_per_class.csv"
-
-
-def evaluate_model_dir(model_dir: str | Path, frame_counts: Sequence[int], checkpoint: str = "best", *,
+def evaluate_model_dir(model_dir: str | Path, eval_frames: Sequence[int], checkpoint: str = "best", *,
                        batch_size: int = 32, num_workers: int = 0, device: str = "cpu",
                        max_videos: int = 0, progress: bool = True) -> Evaluation:
-    """Top-1/top-5 of the model trained in `model_dir` at each T in `frame_counts` (cached).
+    """Top-1/top-5 of the model trained in `model_dir` at each T in `eval_frames` (cached).
 
     The table carries: model (vanilla, st, ffn, proportional, mixed), train_frames ("16", "4/8/16"),
-    eval_frames, top1, top5, n, seed, step (of the checkpoint) and run (the model folder's name).
+    eval_frames, top1, top5, n, seed, step (of the checkpoint), checkpoint_id, max_videos and
+    model_name (the model folder's name). The model folder is locked while it is evaluated.
     """
-    model_dir = Path(model_dir)
+    run = ModelRun(model_dir)
     device = str(resolve_device(device))
-    path = RunFolder(model_dir).checkpoint(checkpoint)
-    state = load_checkpoint(path, mmap=True)  # its step and seed key the cache; weights read if evaluated
-    step, seed = state["step"], state["config"]["seed"]
-    table_path, per_class_path = _cache_paths(model_dir, checkpoint)
+    path = run.checkpoint(checkpoint)
+    state = load_checkpoint(path, mmap=True)  # its id keys the cache; the weights are read if evaluated
+    key = checkpoint_id(state, path)
+    table_path, per_class_path = run.evaluation_cache(checkpoint)
     cached = Evaluation(pd.DataFrame(), pd.DataFrame())
     if table_path.exists() and per_class_path.exists():
-        table = pd.read_csv(table_path, dtype={"train_frames": str})  # "16" stays a string
+        table = pd.read_csv(table_path, dtype={"train_frames": str, "checkpoint_id": str})  # "16" stays a string
         per_class = pd.read_csv(per_class_path, keep_default_na=False, na_values=[""])
-        # a model retrained into the same folder (same steps, another seed) does not reuse old results
-        keep = (table["step"] == step) & (table["max_videos"] == max_videos) & (table["seed"] == seed)
+        keep = (table.get("checkpoint_id") == key) & (table["max_videos"] == max_videos)
         cached = Evaluation(table[keep], per_class[per_class["eval_frames"].isin(table[keep]["eval_frames"])])
-    todo = [t for t in frame_counts if t not in set(cached.table.get("eval_frames", []))]
-    if todo:
-        model, config = trained_from_state(state, path, device=device)
-        _, val = open_splits(config, progress)
-        fresh = evaluate(model, val, todo, frame_size=config.frame_size, resize_size=config.resize_size,
-                         batch_size=batch_size, num_workers=num_workers, device=torch.device(device),
-                         max_videos=max_videos, model_name=config.table_name,
-                         train_frames="/".join(map(str, config.train_frame_counts)), progress=progress)
-        fresh.table = fresh.table.assign(seed=config.seed, step=step, max_videos=max_videos, run=model_dir.name)
-        cached = Evaluation(pd.concat([cached.table, fresh.table], ignore_index=True),
-                            pd.concat([cached.per_class, fresh.per_class], ignore_index=True))
-        # per-class rows first: a kill between the two leaves a table without the new T, which are redone
-        write_text_atomic(per_class_path, cached.per_class.sort_values(["eval_frames", "label"]).to_csv(index=False))
-        write_text_atomic(table_path, cached.table.sort_values("eval_frames").to_csv(index=False))
-    wanted = list(frame_counts)
+    missing = [t for t in eval_frames if t not in set(cached.table.get("eval_frames", []))]
+    if missing:
+        with run.lock("evaluation"):
+            model, config = trained_from_state(state, path, device=device)
+            _, val = open_splits(config, progress)
+            fresh = evaluate(model, val, missing, frame_size=config.frame_size, resize_size=config.resize_size,
+                             batch_size=batch_size, num_workers=num_workers, device=torch.device(device),
+                             max_videos=max_videos, name=config.model,
+                             train_frames="/".join(map(str, config.train_frame_counts)), progress=progress)
+            fresh.table = fresh.table.assign(seed=config.seed, step=state["step"], checkpoint_id=key,
+                                             max_videos=max_videos, model_name=run.name)
+            cached = Evaluation(pd.concat([cached.table, fresh.table], ignore_index=True),
+                                pd.concat([cached.per_class, fresh.per_class], ignore_index=True))
+            # per-class rows first: a kill between the two leaves a table without the new T, which are redone
+            write_text_atomic(per_class_path, cached.per_class.sort_values(["eval_frames", "label"]).to_csv(index=False))
+            write_text_atomic(table_path, cached.table.sort_values("eval_frames").to_csv(index=False))
+    wanted = list(eval_frames)
     table = cached.table[cached.table["eval_frames"].isin(wanted)].sort_values("eval_frames")
     per_class = cached.per_class[cached.per_class["eval_frames"].isin(wanted)]
     return Evaluation(table.reset_index(drop=True), per_class.sort_values(["eval_frames", "label"])
                       .reset_index(drop=True))
+
+
+def collect(run_dirs: Iterable[str | Path], eval_frames: Sequence[int], checkpoint: str = "best", *,
+            batch_size: int = 32, num_workers: int = 0, device: str = "cpu", max_videos: int = 0,
+            progress: bool = True) -> Evaluation:
+    """Every trained model of every workbook run in `run_dirs`, at each T in `eval_frames` (cached:
+    see `evaluate_model_dir`).
+
+    `table`: one row per model folder and T, with the columns of `evaluate_model_dir` plus `run_dir`
+    (the workbook run) and `model_dir`; `train_frames` is always a string ("16", "4/8/16").
+    `per_class`: eval_frames, label, class_name, top1, n, plus model, train_frames, seed, model_name, run_dir.
+    `device` may be "auto" (CUDA, then MPS, then the CPU).
+    Several runs are several seeds of the same study; a model met twice with the same seed (the same
+    run collected twice) is logged as a warning, since it would count twice in the mean. A model
+    folder without checkpoint `checkpoint` (still training, or stopped before its first epoch ended)
+    is left out with a warning naming it.
+    """
+    device = str(resolve_device(device))
+    models: list[ModelRun] = []
+    for run_dir in map(WorkbookRun, run_dirs):
+        if not run_dir.root.is_dir():
+            raise RunFolderError(f"{run_dir.root}: no such run folder")
+        found = run_dir.trained_models(checkpoint)
+        unfinished = [d.name for d in sorted(run_dir.models.glob("*")) if d.is_dir() and ModelRun(d) not in found]
+        if unfinished:
+            log.warning("%s: left out %s: no checkpoints/%s.pt (still training, or stopped before its first "
+                        "epoch ended)", run_dir.root, ", ".join(unfinished), checkpoint)
+        if not found:
+            raise RunFolderError(f"{run_dir.root}: no trained model (models/*/checkpoints/{checkpoint}.pt); "
+                                 "train them with notebooks 04 and 07 into this run folder first")
+        models += found
+    tables, per_classes = [], []
+    for model in tqdm(models, desc="models", disable=not progress):
+        result = evaluate_model_dir(model.root, eval_frames, checkpoint, batch_size=batch_size,
+                                    num_workers=num_workers, device=device, max_videos=max_videos,
+                                    progress=progress)
+        table = result.table.assign(train_frames=result.table["train_frames"].astype(str),
+                                    run_dir=str(model.run_dir), model_dir=str(model.root))
+        first = table.iloc[0]
+        per_class = result.per_class.assign(model=first["model"], train_frames=first["train_frames"],
+                                            seed=first["seed"], model_name=first["model_name"],
+                                            run_dir=first["run_dir"])
+        tables.append(table)
+        per_classes.append(per_class)
+    table = pd.concat(tables, ignore_index=True)
+    twice = table[table.duplicated(["model", "train_frames", "eval_frames", "seed"], keep=False)]
+    if len(twice):
+        seen = twice.drop_duplicates(["model", "train_frames", "seed", "model_dir"])
+        log.warning("the same model and seed appears in several run folders (each counts in the mean): %s",
+                    ", ".join(seen["model_dir"]))
+    return Evaluation(sort_models(table), pd.concat(per_classes, ignore_index=True))
 
 
 # ------------------------------------------------------------------------------------------ the study's table
@@ -113,74 +162,6 @@ ROW_NAMES = {
     "ffn": "FFN ({train_frames}F)",
 }
 MISSING = "–"
-
-
-def resolve_run_dirs(run_dirs: Sequence[str | Path], default: str | Path, root: str | Path = PROJECT_ROOT) -> list[Path]:
-    """The run folders to collect: `run_dirs`, or `[default]` when it is empty.
-
-    A relative entry is taken from `root` (the project root, whatever the notebook's working folder);
-    an entry holding `*`, `?` or `[` is a glob pattern (runs/seed*), expanded in sorted order. Raises
-    FileNotFoundError for an entry that names no folder.
-    """
-    if isinstance(run_dirs, (str, Path)):
-        raise TypeError(f"run_dirs must be a list of folders, got the single value {str(run_dirs)!r}")
-    found: list[Path] = []
-    for entry in run_dirs or [default]:
-        path = project_path(entry, root)
-        if glob.has_magic(str(path)):
-            matches = sorted(Path(m) for m in glob.glob(str(path)) if Path(m).is_dir())
-            if not matches:
-                raise FileNotFoundError(f"run_dirs entry {str(entry)!r}: no folder matches {path}")
-        elif path.is_dir():
-            matches = [path]
-        else:
-            what = f"run_dirs entry {str(entry)!r}" if run_dirs else "run_dir"
-            raise FileNotFoundError(f"{what}: no such run folder {path}")
-        found += [m.resolve() for m in matches if m.resolve() not in found]
-    return found
-
-
-def collect(run_dirs: Iterable[str | Path], frame_counts: Sequence[int], checkpoint: str = "best", *,
-            batch_size: int = 32, num_workers: int = 0, device: str = "cpu", max_videos: int = 0,
-            progress: bool = True) -> Evaluation:
-    """Every trained model of every run folder in `run_dirs`, at each T in `frame_counts` (cached:
-    see `evaluate_model_dir`).
-
-    `table`: one row per model folder and T, with the columns of `evaluate_model_dir` plus `run_dir`
-    (the workbook run folder) and `model_dir`; `train_frames` is always a string ("16", "4/8/16").
-    `per_class`: eval_frames, label, class_name, top1, n, plus model, train_frames, seed, run, run_dir.
-    `device` may be "auto" (CUDA, then MPS, then the CPU).
-    Several run folders are several seeds of the same study; a model met twice with the same seed
-    (the same run collected twice) is logged as a warning, since it would count twice in the mean.
-    """
-    run_dirs = [Path(d) for d in run_dirs]
-    device = str(resolve_device(device))
-    folders = []
-    for run_dir in run_dirs:
-        found = model_dirs([run_dir], checkpoint)
-        if not found:
-            raise FileNotFoundError(f"{run_dir}: no trained model (models/*/checkpoints/{checkpoint}.pt); "
-                                    "train them with notebooks 04 and 07 into this run folder first")
-        folders += found
-    tables, per_classes = [], []
-    for folder in tqdm(folders, desc="models", disable=not progress):
-        result = evaluate_model_dir(folder, frame_counts, checkpoint, batch_size=batch_size,
-                                    num_workers=num_workers, device=device, max_videos=max_videos,
-                                    progress=progress)
-        table = result.table.assign(train_frames=result.table["train_frames"].astype(str),
-                                    run_dir=str(folder.parent.parent), model_dir=str(folder))
-        first = table.iloc[0]
-        per_class = result.per_class.assign(model=first["model"], train_frames=first["train_frames"],
-                                            seed=first["seed"], run=first["run"], run_dir=first["run_dir"])
-        tables.append(table)
-        per_classes.append(per_class)
-    table = pd.concat(tables, ignore_index=True)
-    twice = table[table.duplicated(["model", "train_frames", "eval_frames", "seed"], keep=False)]
-    if len(twice):
-        seen = twice.drop_duplicates(["model", "train_frames", "seed", "model_dir"])
-        log.warning("the same model and seed appears in several run folders (each counts in the mean): %s",
-                    ", ".join(seen["model_dir"]))
-    return Evaluation(sort_models(table), pd.concat(per_classes, ignore_index=True))
 
 
 def _train_frames_key(value) -> tuple:
@@ -300,10 +281,10 @@ def table1_markdown(table: pd.DataFrame, frame_counts: Sequence[int] = TABLE_FRA
 
 def write_tables(table: pd.DataFrame, run_dir: str | Path, frame_counts: Sequence[int] = TABLE_FRAMES,
                  caption: str = "") -> tuple[Path, Path]:
-    """Write `<run_dir>/tfd_table.csv` (`long_table`) and `<run_dir>/tfd_table.md` (`table1_markdown`)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = run_dir / "tfd_table.csv", run_dir / "tfd_table.md"
+    """Write the workbook run's `tfd_table.csv` (`long_table`) and `tfd_table.md` (`table1_markdown`)."""
+    run = WorkbookRun(run_dir)
+    run.root.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = run.table_csv, run.table_md
     write_text_atomic(csv_path, long_table(table).to_csv(index=False))
     write_text_atomic(md_path, table1_markdown(table, frame_counts, caption=caption))
     return csv_path, md_path
@@ -313,21 +294,21 @@ def write_tables(table: pd.DataFrame, run_dir: str | Path, frame_counts: Sequenc
 _GMACS_CACHE: dict[tuple, float] = {}
 
 
-def clip_gmacs(model_dir: str | Path, frame_counts: Sequence[int], checkpoint: str = "best") -> dict[int, float]:
+def clip_gmacs(model_dir: str | Path, eval_frames: Sequence[int], checkpoint: str = "best") -> dict[int, float]:
     """GMACs (10^9 multiply-accumulates, the paper's "GFLOPs") per clip of the model trained in
     `model_dir`, at each T: `ffnlib.models.flops` with its config's architecture, model keywords,
     frame size and number of classes. An FFN at T counts its inference branch (nearest to T)."""
     from ffnlib.models import flops
 
-    model_dir = Path(model_dir)
-    config = TrainConfig.from_yaml(RunFolder(model_dir).config)
-    num_classes = int(load_checkpoint(RunFolder(model_dir).checkpoint(checkpoint), mmap=True)["num_classes"])
+    run = ModelRun(model_dir)
+    config = TrainConfig.from_yaml(run.config)
+    num_classes = int(load_checkpoint(run.checkpoint(checkpoint), mmap=True)["num_classes"])
     kwargs = model_kwargs(config)
     out = {}
-    for t in frame_counts:
-        key = (config.model_name, config.frame_size, num_classes, repr(sorted(kwargs.items())), int(t))
+    for t in eval_frames:
+        key = (config.network, config.frame_size, num_classes, repr(sorted(kwargs.items())), int(t))
         if key not in _GMACS_CACHE:
-            _GMACS_CACHE[key] = flops(config.model_name, int(t), frame_size=config.frame_size,
+            _GMACS_CACHE[key] = flops(config.network, int(t), frame_size=config.frame_size,
                                       num_classes=num_classes, **kwargs) / 1e9
         out[int(t)] = _GMACS_CACHE[key]
     return out

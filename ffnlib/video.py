@@ -20,6 +20,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from ffnlib.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # Containers declare their duration; a stream that decodes to clearly less than that was cut short.
@@ -28,13 +30,14 @@ _TRUNCATION_SLACK_FRACTION = 0.05
 _DECODE_ERRORS = (av.FFmpegError, IndexError, ValueError, OSError, EOFError)
 
 
-class VideoDecodeError(RuntimeError):
-    """A video that cannot be read: `path` and `cause` say which and why."""
+class VideoDecodeError(UserError, RuntimeError):
+    """A video that cannot be read: `path` and `cause` say which and why. (Given one argument, it is
+    the whole message: how a DataLoader re-raises a worker's error in the main process.)"""
 
-    def __init__(self, path: str | Path, cause: str):
+    def __init__(self, path: str | Path, cause: str | None = None):
         self.path = str(path)
-        self.cause = cause
-        super().__init__(f"{path}: {cause}")
+        self.cause = cause if cause is not None else str(path)
+        super().__init__(f"{path}: {cause}" if cause is not None else str(path))
 
 
 @dataclass

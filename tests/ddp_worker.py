@@ -16,7 +16,8 @@ import torch
 
 from ffnlib.train import TrainConfig
 from ffnlib.train import distributed as dist_utils
-from ffnlib.train.loop import build_model, step_module, train_step
+from ffnlib.train import build_model, train_step
+from ffnlib.train.step import step_module
 from ffnlib.train.optim import make_optimizer
 
 RECIPES = {"vanilla": dict(num_frames=4), "ffn": dict(frame_counts=[2, 4]), "mixed": dict(frame_counts=[2, 4])}

@@ -6,7 +6,7 @@ from ffnlib import paths
 from ffnlib.datasets import open_dataset
 from ffnlib.paths import PROJECT_ROOT, project_path
 from ffnlib.train import TrainConfig
-from ffnlib.train.loop import open_splits
+from ffnlib.train import open_splits
 
 FIXTURES = "tests/fixtures/ssv2"  # relative to the project root, as configs/ssv2_r50.yaml writes its paths
 
@@ -27,13 +27,13 @@ def test_relative_data_root_works_from_any_working_directory(tmp_path, monkeypat
 
 
 def test_relative_pretrained_path_is_taken_from_the_project_root(tmp_path, monkeypatch):
-    from ffnlib.train import loop
+    from ffnlib.train import setup
 
     seen = []
-    monkeypatch.setattr(loop, "create_model", lambda name, n, pretrained=None, **kw: seen.append(pretrained))
+    monkeypatch.setattr(setup, "create_model", lambda name, n, pretrained=None, **kw: seen.append(pretrained))
     monkeypatch.chdir(tmp_path)
     for given in ("data/weights/resnet50-imagenet.pth", "imagenet", ""):
-        loop.build_model(TrainConfig(arch="small", pretrained=given), num_classes=3)
+        setup.build_model(TrainConfig(arch="small", pretrained=given), num_classes=3)
     assert seen == [PROJECT_ROOT / "data/weights/resnet50-imagenet.pth", "imagenet", None]
 
 

@@ -25,7 +25,7 @@ def long(seeds=(0, 1)) -> pd.DataFrame:
                                                ("ffn", "4/8/16", "ffn", 50)]:
             for t in (2, 4, 8, 16):
                 rows.append({"model": model, "train_frames": train_frames, "eval_frames": t, "top1": base + t + seed,
-                             "top5": 90.0, "n": 20, "seed": seed, "run": run, "gmacs": 0.5 * t * (1.01 if model == "ffn" else 1)})
+                             "top5": 90.0, "n": 20, "seed": seed, "model_name": run, "gmacs": 0.5 * t * (1.01 if model == "ffn" else 1)})
     return pd.DataFrame(rows)
 
 

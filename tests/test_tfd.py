@@ -1,27 +1,30 @@
 import logging
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import ffnlib.tfd as tfd
 from ffnlib.models import flops
-from ffnlib.train import TrainConfig, fit
+from ffnlib.runs import ModelRun, RunFolderError, WorkbookRun
+from ffnlib.train import TrainConfig, fit, load_checkpoint, save_checkpoint
 
 SIZES = dict(arch="small", frame_size=32, resize_size=36, num_workers=0, batch_size=4, lr=0.05, threads=1,
-             deterministic=True, epochs=1, steps_per_epoch=2, eval_frame_counts=[4], val_max_videos=8)
+             deterministic=True, epochs=1, steps_per_epoch=2, eval_frames=[4], val_max_videos=8)
 
 
 def fake_table(entries) -> pd.DataFrame:
     """A long TFD table from (model, train_frames, seed, {T: top1}) entries, as `collect` returns it."""
     rows = []
     for model, train_frames, seed, top1 in entries:
-        run = f"{model}_{train_frames}f" if model in ("vanilla", "st") else model
+        name = f"{model}_{train_frames}f" if model in ("vanilla", "st") else model
         for t, value in top1.items():
             rows.append({"model": model, "train_frames": train_frames, "eval_frames": t, "top1": value,
-                         "top5": min(100.0, value + 10), "n": 50, "seed": seed, "step": 10, "run": run,
-                         "run_dir": f"runs/seed{seed}", "model_dir": f"runs/seed{seed}/models/{run}"})
+                         "top5": min(100.0, value + 10), "n": 50, "seed": seed, "step": 10, "model_name": name,
+                         "run_dir": f"runs/seed{seed}", "model_dir": f"runs/seed{seed}/models/{name}"})
     return pd.DataFrame(rows)
 
 
@@ -135,23 +138,6 @@ def test_class_tfd_sorts_by_drop_and_averages_seeds():
         tfd.class_tfd(pd.DataFrame(rows), "ffn")
 
 
-def test_resolve_run_dirs(tmp_path):
-    for name in ("seed0", "seed1", "other"):
-        (tmp_path / "runs" / name).mkdir(parents=True)
-    default = tmp_path / "runs" / "other"
-    assert tfd.resolve_run_dirs([], default, root=tmp_path) == [default]
-    with pytest.raises(FileNotFoundError, match="run_dir: no such run folder"):
-        tfd.resolve_run_dirs([], tmp_path / "runs" / "workbook", root=tmp_path)
-    assert tfd.resolve_run_dirs(["runs/seed*", "runs/seed0"], default, root=tmp_path) == [
-        tmp_path / "runs" / "seed0", tmp_path / "runs" / "seed1"]  # from the root, globbed, once each
-    with pytest.raises(FileNotFoundError, match="runs/nope"):
-        tfd.resolve_run_dirs(["runs/nope"], default, root=tmp_path)
-    with pytest.raises(FileNotFoundError, match="no folder matches"):
-        tfd.resolve_run_dirs(["runs/x*"], default, root=tmp_path)
-    with pytest.raises(TypeError, match="list of folders"):
-        tfd.resolve_run_dirs("runs/seed0", default, root=tmp_path)
-
-
 # ------------------------------------------------------------------------------------------ real run folders
 @pytest.fixture(scope="module")
 def two_seeds(tiny_root, tmp_path_factory):
@@ -166,7 +152,7 @@ def two_seeds(tiny_root, tmp_path_factory):
             for recipe in ("vanilla", "ffn"):
                 config = TrainConfig.from_dict(dict(SIZES, data_root=str(tiny_root), recipe=recipe, num_frames=8,
                                                     frame_counts=[4, 8], seed=seed))
-                fit(config, root / f"seed{seed}" / "models" / config.run_name, progress=False)
+                fit(config, root / f"seed{seed}" / "models" / config.model_name, progress=False)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
@@ -181,7 +167,7 @@ def test_collect_evaluates_every_model_of_every_run_then_reads_the_cache(two_see
     assert set(table["train_frames"]) == {"8", "4/8"} and set(table["seed"]) == {0, 1}
     assert set(table["run_dir"]) == {str(d) for d in two_seeds} and (table["n"] == 8).all()
     per_class = result.per_class
-    assert set(per_class.columns) >= {"model", "train_frames", "seed", "run", "label", "class_name", "top1"}
+    assert set(per_class.columns) >= {"model", "train_frames", "seed", "model_name", "label", "class_name", "top1"}
     assert len(per_class) == 8 * 8  # 4 model folders x 2 T x 8 classes
 
     def no_evaluation(*args, **kwargs):
@@ -197,19 +183,38 @@ def test_collect_evaluates_every_model_of_every_run_then_reads_the_cache(two_see
     assert st["eval_frames"].tolist() == [8]  # the 8F TSM counts as ST at 8F only
 
 
-def test_cached_results_of_another_seed_are_evaluated_again(two_seeds, monkeypatch):
-    """A model retrained into the same folder for as many steps, under another seed, must not reuse
-    the first model's cached numbers."""
-    model_dir = tfd.model_dirs(two_seeds[:1])[0]
-    tfd.evaluate_model_dir(model_dir, [4], max_videos=8, batch_size=8, progress=False)
-    table_path, _ = tfd._cache_paths(model_dir, "best")
-    cached = pd.read_csv(table_path)
-    cached.assign(seed=cached["seed"] + 7).to_csv(table_path, index=False)  # as if left by another seed
+def test_a_checkpoint_replaced_by_other_weights_is_evaluated_again(two_seeds, tmp_path, monkeypatch):
+    """The cache is keyed by the checkpoint's id (or, for a file without one, its bytes), never by its
+    step and seed: other weights under the same step and seed are evaluated afresh."""
+    model_dir = ModelRun(shutil.copytree(WorkbookRun(two_seeds[0]).trained_models()[0].root, tmp_path / "models" / "m"))
+    for cache in model_dir.evaluation_cache("best"):
+        cache.unlink(missing_ok=True)
     calls = []
     real = tfd.evaluate
     monkeypatch.setattr(tfd, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = tfd.evaluate_model_dir(model_dir, [4], max_videos=8, batch_size=8, progress=False)
+    tfd.evaluate_model_dir(model_dir, [4], max_videos=8, batch_size=8, progress=False)
+    assert len(calls) == 1  # read back from the cache
+    state = load_checkpoint(model_dir.best)
+    state["model"] = {k: -v if v.is_floating_point() else v for k, v in state["model"].items()}  # other weights
+    save_checkpoint(model_dir.best, {k: v for k, v in state.items() if k != "checkpoint_id"})  # same step, seed
     again = tfd.evaluate_model_dir(model_dir, [4], max_videos=8, batch_size=8, progress=False)
-    assert calls == [1] and again.table["seed"].tolist() == [0]  # the seed0 folder's model, evaluated afresh
+    assert len(calls) == 2 and again.table["checkpoint_id"].item() != first.table["checkpoint_id"].item()
+    state = load_checkpoint(model_dir.best)
+    del state["checkpoint_id"]  # a checkpoint of an older format: keyed by a hash of its bytes
+    torch.save(state, model_dir.best)
+    old = tfd.evaluate_model_dir(model_dir, [4], max_videos=8, batch_size=8, progress=False)
+    tfd.evaluate_model_dir(model_dir, [4], max_videos=8, batch_size=8, progress=False)
+    assert len(calls) == 3 and old.table["checkpoint_id"].item().startswith("sha1:")
+
+
+def test_collect_names_the_models_it_leaves_out(two_seeds, tmp_path, caplog):
+    run = tmp_path / "run"
+    shutil.copytree(two_seeds[0], run)
+    shutil.rmtree(WorkbookRun(run).model("st_8f").checkpoints)  # as if still training, or stopped early
+    with caplog.at_level(logging.WARNING, logger="ffnlib.tfd"):
+        table = tfd.collect([run], [4], max_videos=8, progress=False).table
+    assert set(table["model_name"]) == {"ffn"} and "left out st_8f" in caplog.text
 
 
 def test_collect_warns_when_a_seed_is_counted_twice(two_seeds, caplog):
@@ -220,7 +225,7 @@ def test_collect_warns_when_a_seed_is_counted_twice(two_seeds, caplog):
 
 def test_collect_names_a_run_folder_without_models(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="empty: no trained model"):
+    with pytest.raises(RunFolderError, match="empty: no trained model"):
         tfd.collect([tmp_path / "empty"], [4], progress=False)
 
 

@@ -1,6 +1,8 @@
 import pytest
 
+from ffnlib.errors import ConfigError
 from ffnlib.train import TrainConfig
+from ffnlib.train.config import parse_overrides
 
 
 def test_defaults_are_the_official_recipe():
@@ -8,8 +10,8 @@ def test_defaults_are_the_official_recipe():
     assert (c.lr, c.momentum, c.weight_decay, c.batch_size, c.epochs) == (0.01, 0.9, 5e-4, 32, 50)
     assert (c.lr_steps, c.lr_gamma, c.dropout, c.clip_grad_norm) == ((20, 40), 0.1, 0.5, 20.0)
     assert (c.fc_lr_mult, c.fc_bias_lr_mult, c.frame_counts, c.lam) == (5.0, 10.0, (4, 8, 16), 1.0)
-    assert c.model_name == "tsm_resnet50"
-    assert TrainConfig(recipe="ffn").model_name == "ffn_resnet50"
+    assert c.network == "tsm_resnet50"
+    assert TrainConfig(recipe="ffn").network == "ffn_resnet50"
 
 
 def test_unknown_key_is_rejected_and_named():
@@ -29,7 +31,9 @@ def test_wrong_type_is_rejected_and_named(key, value):
     ({"frame_counts": [16, 16]}, "frame_counts"), ({"recipe": "ffn", "frame_counts": [16]}, "frame_counts"),
     ({"frame_probs": [0.5]}, "frame_probs"), ({"frame_probs": [0.5, 0.6, 0.1]}, "frame_probs"),
     ({"frame_size": 256, "resize_size": 224}, "resize_size"), ({"dropout": 1.0}, "dropout"),
-    ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 0}, "batch_size"), ({"lr": float("nan")}, "lr"), ({"lam": float("inf")}, "lam"),
+    ({"arch": "resnet5"}, "arch"), ({"device": "gpu"}, "device"), ({"seed": -1}, "seed"),
+    ({"builtin": {"num_clases": 8}}, "num_clases"), ({"builtin": {"num_classes": 99}}, "num_classes"),
 ])
 def test_inconsistent_values_are_rejected(values, key):
     with pytest.raises(ValueError, match=key):
@@ -48,16 +52,25 @@ def test_profile_train_section_and_overrides(tmp_path):
     path = tmp_path / "profile.yaml"
     path.write_text("train:\n  epochs: 3\n  arch: small\nnotebooks:\n  01_data: {split: train}\n")
     c = TrainConfig.from_yaml(path, {"recipe": "ffn"})
-    assert (c.epochs, c.arch, c.model_name) == (3, "small", "ffn_small")
+    assert (c.epochs, c.arch, c.network) == (3, "small", "ffn_small")
 
 
-def test_from_namespace_takes_only_config_names():
-    namespace = {"lr": 0.1, "epochs": 2, "run_dir": "runs/x", "np": object()}
-    c = TrainConfig.from_namespace(namespace)
-    assert (c.lr, c.epochs) == (0.1, 2)
+@pytest.mark.parametrize("recipe, num_frames, model, model_name", [
+    ("vanilla", 16, "vanilla", "vanilla_16f"), ("vanilla", 4, "st", "st_4f"), ("ffn", 16, "ffn", "ffn"),
+    ("mixed", 16, "mixed", "mixed")])
+def test_names_in_the_table_and_the_run_folder(recipe, num_frames, model, model_name):
+    config = TrainConfig(recipe=recipe, num_frames=num_frames)
+    assert (config.model, config.model_name) == (model, model_name)
 
 
-@pytest.mark.parametrize("recipe, num_frames, name", [("vanilla", 16, "vanilla"), ("vanilla", 4, "st"),
-                                                      ("ffn", 16, "ffn"), ("mixed", 16, "mixed")])
-def test_table_name(recipe, num_frames, name):
-    assert TrainConfig(recipe=recipe, num_frames=num_frames).table_name == name
+def test_a_checkpoint_config_with_an_old_key_name_still_reads():
+    assert TrainConfig.from_dict({"eval_frame_counts": [4, 16]}).eval_frames == (4, 16)
+
+
+def test_set_options_are_read_as_yaml_and_bad_ones_named():
+    assert parse_overrides(["lr=0.1", "frame_counts=[4,16]", "data_root="]) == {
+        "lr": 0.1, "frame_counts": [4, 16], "data_root": ""}
+    with pytest.raises(ConfigError, match="expects key=value, got 'lr'"):
+        parse_overrides(["lr"])
+    with pytest.raises(ConfigError, match="not YAML"):
+        parse_overrides(["frame_counts=[4,"])

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ffnlib.train import RunFolder, TrainConfig, read_metrics
+from ffnlib.runs import ModelRun
+from ffnlib.train import TrainConfig, epoch_batches
 from ffnlib.train.distributed import World
-from ffnlib.train.loop import epoch_batches
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -66,13 +66,13 @@ def ddp_results(tmp_path_factory):
 def test_the_command_line_trains_under_torchrun_and_only_rank_0_writes(tiny_root, tmp_path):
     config = TrainConfig.from_dict(dict(
         data_root=str(tiny_root), recipe="ffn", arch="small", frame_size=32, resize_size=36, num_workers=0,
-        epochs=1, batch_size=4, steps_per_epoch=2, frame_counts=[4, 8], eval_frame_counts=[4, 8],
+        epochs=1, batch_size=4, steps_per_epoch=2, frame_counts=[4, 8], eval_frames=[4, 8],
         val_max_videos=8, threads=1))
     path = tmp_path / "c.yaml"
     path.write_text(config.to_yaml())
-    run = RunFolder(tmp_path / "run")
-    done = torchrun("-m", "ffnlib.train", "--config", path, "--run-dir", run.root, "--no-progress")
+    run = ModelRun(tmp_path / "run")
+    done = torchrun("-m", "ffnlib.train", "--config", path, "--model-dir", run.root, "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
-    (line,) = read_metrics(run.root)
+    (line,) = run.read_metrics()
     assert line["step"] == 2 and line["train_top1"] >= 0
     assert sorted(p.name for p in run.checkpoints.iterdir()) == ["best.pt", "final.pt", "last.pt"]

@@ -12,7 +12,7 @@ SIZES = dict(frame_size=32, resize_size=36)
 def test_long_table_at_any_frame_count(tiny_root):
     source = SSv2(tiny_root, "validation")
     model = create_model("ffn_small", num_classes=source.num_classes, frame_counts=(4, 8))
-    result = evaluate(model, source, [2, 5, 12], batch_size=8, model_name="ffn", train_frames="4/8",
+    result = evaluate(model, source, [2, 5, 12], batch_size=8, name="ffn", train_frames="4/8",
                       progress=False, **SIZES)
     assert list(result.table.columns) == TABLE_COLUMNS
     assert result.table["eval_frames"].tolist() == [2, 5, 12]

@@ -10,12 +10,15 @@ import pytest
 import torch
 import yaml
 
-import ffnlib.train.loop as loop
+import ffnlib.train.loop as loop_module
+import ffnlib.train.step as step_module
 from ffnlib.datasets import SSv2
 from ffnlib.paths import leftover_temporaries
+from ffnlib.runs import ModelRun, RunFolderError
 from ffnlib.train.optim import make_optimizer
-from ffnlib.train import (REQUEUE_EXIT_CODE, CheckpointError, NonFiniteLoss, RunFolder, TrainConfig, fit,
-                          load_checkpoint, load_model_state, load_trained, read_metrics, save_checkpoint)
+from ffnlib.train import (REQUEUE_EXIT_CODE, CheckpointError, NonFiniteLoss, Preempted, TrainConfig, build_model,
+                          fit, load_checkpoint, load_model_state, load_trained, save_checkpoint, train_step,
+                          train_view)
 
 TIMING = ("seconds", "clips_per_s", "frames_per_s")
 
@@ -24,7 +27,7 @@ def tiny(root, **changes) -> TrainConfig:
     """A config that trains the small network for a few seconds on the tiny dataset."""
     values = dict(data_root=str(root), arch="small", frame_size=32, resize_size=36, num_workers=0, epochs=2,
                   batch_size=4, steps_per_epoch=6, lr=0.05, num_frames=8, frame_counts=[4, 8],
-                  eval_frame_counts=[4, 8], val_max_videos=8, threads=1, deterministic=True)
+                  eval_frames=[4, 8], val_max_videos=8, threads=1, deterministic=True)
     return TrainConfig.from_dict({**values, **changes})
 
 
@@ -35,7 +38,7 @@ def without_timing(history):
 def run_cli(config: TrainConfig, run_dir: Path, *extra, wait=True):
     path = run_dir.parent / f"{run_dir.name}.yaml"
     path.write_text(config.to_yaml())
-    cmd = [sys.executable, "-m", "ffnlib.train", "--config", str(path), "--run-dir", str(run_dir),
+    cmd = [sys.executable, "-m", "ffnlib.train", "--config", str(path), "--model-dir", str(run_dir),
            "--no-progress", *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if not wait:
@@ -58,9 +61,9 @@ def wait_for(predicate, proc, timeout=120):
 def test_each_recipe_fills_its_run_folder(tiny_root, tmp_path, recipe, torch_state):
     config = tiny(tiny_root, recipe=recipe, epochs=1, steps_per_epoch=3)
     result = fit(config, tmp_path / "run", progress=False)
-    run = RunFolder(tmp_path / "run")
+    run = ModelRun(tmp_path / "run")
     assert TrainConfig.from_yaml(run.config) == config
-    (line,) = read_metrics(run.root)
+    (line,) = run.read_metrics()
     assert line["epoch"] == 1 and line["step"] == 3
     for key in ("lr", "train_loss", "train_top1", "val_top1_4", "val_top5_8", *TIMING):
         assert key in line
@@ -83,13 +86,13 @@ def test_tiny_model_overfits_a_tiny_set(tiny_root, recipe, torch_state):
     torch.manual_seed(0)
     torch.set_num_threads(1)
     config = tiny(tiny_root, recipe=recipe, dropout=0.0, lr=0.05, weight_decay=0.0, frame_counts=[4, 8])
-    view = loop.train_view(config, SSv2(tiny_root, "train"))
+    view = train_view(config, SSv2(tiny_root, "train"))
     view.set_epoch(0)
     batch = torch.utils.data.default_collate([view[i] for i in range(8)])  # one fixed batch of 8 videos
-    model = loop.build_model(config, num_classes=8)
+    model = build_model(config, num_classes=8)
     optimizer = make_optimizer(model, config)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    losses = [loop.train_step(model, optimizer, scaler, batch, config, torch.device("cpu"), None)[0].item()
+    losses = [train_step(model, optimizer, scaler, batch, config, torch.device("cpu"), None)[0].item()
               for _ in range(60)]
     assert losses[-1] < 0.1 * losses[0], losses[::10]
 
@@ -97,10 +100,10 @@ def test_tiny_model_overfits_a_tiny_set(tiny_root, recipe, torch_state):
 def test_completed_run_is_not_trained_again(tiny_root, tmp_path, torch_state):
     config = tiny(tiny_root, epochs=1, steps_per_epoch=2)
     first = fit(config, tmp_path / "run", progress=False)
-    mtime = RunFolder(tmp_path / "run").final.stat().st_mtime_ns
+    mtime = ModelRun(tmp_path / "run").final.stat().st_mtime_ns
     again = fit(config, tmp_path / "run", progress=False)
     assert again.history == first.history
-    assert RunFolder(tmp_path / "run").final.stat().st_mtime_ns == mtime
+    assert ModelRun(tmp_path / "run").final.stat().st_mtime_ns == mtime
 
 
 def test_resuming_with_another_model_config_is_refused(tiny_root, tmp_path, torch_state):
@@ -111,11 +114,11 @@ def test_resuming_with_another_model_config_is_refused(tiny_root, tmp_path, torc
 
 def test_checkpoint_into_the_wrong_model_names_the_mismatch(tiny_root, tmp_path, torch_state):
     fit(tiny(tiny_root, epochs=1, steps_per_epoch=1), tmp_path / "run", progress=False)
-    state = load_checkpoint(RunFolder(tmp_path / "run").final)
-    other = loop.build_model(tiny(tiny_root, recipe="ffn"), num_classes=8)
+    state = load_checkpoint(ModelRun(tmp_path / "run").final)
+    other = build_model(tiny(tiny_root, recipe="ffn"), num_classes=8)
     with pytest.raises(CheckpointError, match="does not fit the model FFNResNet: missing"):
         load_model_state(other, state["model"], "final.pt")
-    fewer_classes = loop.build_model(tiny(tiny_root), num_classes=5)
+    fewer_classes = build_model(tiny(tiny_root), num_classes=5)
     with pytest.raises(CheckpointError, match=r"shape mismatch \['fc.bias: checkpoint \(8,\) vs model \(5,\)'"):
         load_model_state(fewer_classes, state["model"], "final.pt")
 
@@ -139,17 +142,17 @@ def test_a_checkpoint_read_lazily_holds_the_same_state(tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_root, tmp_path, monkeypatch, torch_state):
     calls = {"n": 0}
-    real = loop.compute_loss
+    real = step_module.compute_loss
 
     def poisoned(*args, **kwargs):
         loss, *rest = real(*args, **kwargs)
         calls["n"] += 1
         return (loss * float("nan") if calls["n"] == 3 else loss), *rest
 
-    monkeypatch.setattr(loop, "compute_loss", poisoned)
+    monkeypatch.setattr(step_module, "compute_loss", poisoned)
     with pytest.raises(NonFiniteLoss, match=r"non-finite loss \(nan\) in .* at epoch 1, step 3"):
         fit(tiny(tiny_root, save_every_steps=1), tmp_path / "run", progress=False)
-    state = load_checkpoint(RunFolder(tmp_path / "run").last)
+    state = load_checkpoint(ModelRun(tmp_path / "run").last)
     assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values()
                                       if v.is_floating_point())
 
@@ -164,21 +167,21 @@ def reference_run(tiny_root, tmp_path_factory):
     return config, run_dir
 
 
-def final_weights(run_dir):
-    return load_checkpoint(RunFolder(run_dir).final)["model"]
-
-
 def assert_same_run(run_dir, reference_dir):
-    assert without_timing(read_metrics(run_dir)) == without_timing(read_metrics(reference_dir))
-    ours, ref = final_weights(run_dir), final_weights(reference_dir)
-    for key in ref:
-        assert torch.equal(ours[key], ref[key]), key
+    """The same metrics lines (timing apart), and the same weights in final.pt and best.pt."""
+    assert without_timing(ModelRun(run_dir).read_metrics()) == without_timing(ModelRun(reference_dir).read_metrics())
+    for name in ("final", "best"):
+        ours = load_checkpoint(ModelRun(run_dir).checkpoint(name))
+        ref = load_checkpoint(ModelRun(reference_dir).checkpoint(name))
+        assert ours["step"] == ref["step"], name
+        for key in ref["model"]:
+            assert torch.equal(ours["model"][key], ref["model"][key]), (name, key)
 
 
 @pytest.mark.parametrize("kill_at_step", [3, 9])  # mid-epoch 1 (after a step checkpoint), mid-epoch 2
 def test_sigkill_then_resume_equals_the_uninterrupted_run(reference_run, tmp_path, kill_at_step):
     config, reference_dir = reference_run
-    run = RunFolder(tmp_path / "run")
+    run = ModelRun(tmp_path / "run")
     proc = run_cli(config, run.root, wait=False)
 
     def reached():
@@ -198,7 +201,7 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(reference_run, tmp_pat
 
 def test_sigusr1_saves_exits_for_requeue_and_resumes(reference_run, tmp_path):
     config, reference_dir = reference_run
-    run = RunFolder(tmp_path / "run")
+    run = ModelRun(tmp_path / "run")
     proc = run_cli(config, run.root, wait=False)
     wait_for(lambda: run.pid.exists() and run.last.exists(), proc)
     proc.send_signal(signal.SIGUSR1)
@@ -213,35 +216,60 @@ def test_sigusr1_saves_exits_for_requeue_and_resumes(reference_run, tmp_path):
 KILL_DURING_SAVE = """
 import os, signal, sys, torch
 import ffnlib.train.checkpoint as checkpoint
+from ffnlib.runs import ModelRun
 from ffnlib.train.__main__ import main
 real_save, calls = torch.save, [0]
 def dying_save(obj, f, *args, **kwargs):
     calls[0] += 1
-    if calls[0] == int(os.environ["DIE_AT_SAVE"]):
+    if calls[0] == int(os.environ.get("DIE_AT_SAVE", 0)):
         f.write(b"half a checkpoint")
         f.flush()
         os.kill(os.getpid(), signal.SIGKILL)
     return real_save(obj, f, *args, **kwargs)
 checkpoint.torch.save = dying_save
+real_append = ModelRun.append_metrics
+def dying_append(self, line):
+    if line["epoch"] == int(os.environ.get("DIE_BEFORE_LINE", 0)):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_append(self, line)
+ModelRun.append_metrics = dying_append
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_kill_during_a_checkpoint_write_leaves_a_loadable_last_pt(reference_run, tmp_path):
-    config, reference_dir = reference_run
-    run = RunFolder(tmp_path / "run")
+def run_and_kill(config, run: ModelRun, tmp_path, **env):
     config_path = tmp_path / "c.yaml"
     config_path.write_text(config.to_yaml())
     killed = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, "--config", str(config_path),
-                             "--run-dir", str(run.root), "--no-progress"],
-                            env={**os.environ, "DIE_AT_SAVE": "3"}, capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -signal.SIGKILL
-    assert list(run.checkpoints.glob(".last.pt.tmp-*"))  # the half-written file is there...
-    assert leftover_temporaries(run.checkpoints) == list(run.checkpoints.glob(".last.pt.tmp-*"))
+                             "--model-dir", str(run.root), "--no-progress"],
+                            env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+
+# The saves of the reference run: step 2 last.pt, step 4 last.pt, end of epoch 1 (step 6) best.pt then
+# last.pt, step 8 and 10 last.pt, end of epoch 2 best.pt (if better), last.pt, then final.pt.
+@pytest.mark.parametrize("die_at_save, half_written", [(3, ".best.pt.tmp-*"), (4, ".last.pt.tmp-*")])
+def test_kill_during_a_checkpoint_write_resumes_to_the_uninterrupted_run(reference_run, tmp_path, die_at_save,
+                                                                          half_written):
+    config, reference_dir = reference_run
+    run = ModelRun(tmp_path / "run")
+    run_and_kill(config, run, tmp_path, DIE_AT_SAVE=str(die_at_save))
+    assert list(run.checkpoints.glob(half_written))  # the half-written file is there...
+    assert leftover_temporaries(run.checkpoints) == list(run.checkpoints.glob(half_written))
     assert load_checkpoint(run.last)["step"] == 4  # ...and last.pt is the previous, whole one
     resumed = run_cli(config, run.root)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert not leftover_temporaries(run.checkpoints)
+    assert_same_run(run.root, reference_dir)
+
+
+def test_kill_between_last_pt_and_its_metrics_line_loses_no_line(reference_run, tmp_path):
+    config, reference_dir = reference_run
+    run = ModelRun(tmp_path / "run")
+    run_and_kill(config, run, tmp_path, DIE_BEFORE_LINE="1")
+    assert load_checkpoint(run.last)["epoch"] == 1 and run.read_metrics() == []  # committed, line not written
+    resumed = run_cli(config, run.root)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert_same_run(run.root, reference_dir)
 
 
@@ -256,26 +284,109 @@ def test_cli_rejects_a_bad_config_with_the_file_and_key(tmp_path):
 
 def test_a_signal_during_validation_keeps_the_epoch_and_resumes(reference_run, tmp_path, monkeypatch, torch_state):
     config, reference_dir = reference_run
-    real = loop.evaluate
+    real = loop_module.evaluate
 
     def signalled(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGUSR1)  # arrives as validation starts
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "evaluate", signalled)
-    with pytest.raises(loop.Preempted, match="while validating epoch 1"):
+    monkeypatch.setattr(loop_module, "evaluate", signalled)
+    with pytest.raises(Preempted, match="while validating epoch 1"):
         fit(config, tmp_path / "run", progress=False)
-    state = load_checkpoint(RunFolder(tmp_path / "run").last)
+    state = load_checkpoint(ModelRun(tmp_path / "run").last)
     assert (state["epoch"], state["batch_in_epoch"], state["step"]) == (0, 6, 6)
-    assert read_metrics(tmp_path / "run") == []
-    monkeypatch.setattr(loop, "evaluate", real)
+    assert ModelRun(tmp_path / "run").read_metrics() == []
+    monkeypatch.setattr(loop_module, "evaluate", real)
     fit(config, tmp_path / "run", progress=False)
     assert_same_run(tmp_path / "run", reference_dir)
 
 
 def test_checkpoint_names_are_checked(tmp_path):
-    run = RunFolder(tmp_path)
+    run = ModelRun(tmp_path)
     assert run.checkpoint("best") == run.best == tmp_path / "checkpoints" / "best.pt"
     assert run.epoch(3) == tmp_path / "checkpoints" / "epoch_3.pt"
-    with pytest.raises(ValueError, match=r"checkpoint must be one of \('best', 'final', 'last'\) or epoch_<N>, got 'bset'"):
+    with pytest.raises(RunFolderError, match=r"checkpoint must be one of \('best', 'final', 'last'\) or epoch_<N>, got 'bset'"):
         load_trained(tmp_path, "bset")
+
+
+def test_sigterm_to_every_process_with_loader_workers_saves_and_exits_for_requeue(reference_run, tmp_path):
+    """SLURM's preemption sends TERM to every process of the job, the loader's workers included: the
+    workers ignore it, the main process saves last.pt at the next step and exits 75."""
+    config, reference_dir = reference_run
+    run = ModelRun(tmp_path / "run")
+    path = tmp_path / "c.yaml"
+    path.write_text(config.replace(num_workers=2).to_yaml())
+    proc = subprocess.Popen([sys.executable, "-m", "ffnlib.train", "--config", str(path), "--model-dir", str(run.root),
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own process group, as a job's processes
+    wait_for(lambda: run.last.exists(), proc)  # mid-epoch 1: the workers are up
+    os.killpg(proc.pid, signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == REQUEUE_EXIT_CODE, output
+    assert "killed by signal" not in output and "preempted" in output
+    resumed = run_cli(config, run.root)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_same_run(run.root, reference_dir)
+
+
+def test_a_second_trainer_of_one_model_folder_is_refused(reference_run, tmp_path):
+    config = reference_run[0].replace(epochs=500)  # the first is still training when the second starts
+    run = ModelRun(tmp_path / "run")
+    first = run_cli(config, run.root, wait=False)
+    try:
+        wait_for(lambda: run.pid.exists(), first)
+        second = run_cli(config, run.root)
+        assert second.returncode == 2
+        assert f"error: {run.root} is in use by pid {first.pid} on" in second.stderr
+        assert "(training, since" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_a_finished_folder_without_last_pt_is_not_trained_again(tiny_root, tmp_path, torch_state):
+    config = tiny(tiny_root, epochs=1, steps_per_epoch=2)
+    first = fit(config, tmp_path / "run", progress=False)
+    run = ModelRun(tmp_path / "run")
+    run.last.unlink()  # looks redundant beside final.pt
+    mtime = run.final.stat().st_mtime_ns
+    again = fit(config, run, progress=False)
+    assert again.history == first.history == run.read_metrics()
+    assert run.final.stat().st_mtime_ns == mtime
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key]), key
+
+
+def test_results_without_a_resume_point_are_refused_unless_restarted(tiny_root, tmp_path, torch_state):
+    config = tiny(tiny_root, epochs=1, steps_per_epoch=2)
+    run = ModelRun(tmp_path / "run")
+    fit(config, run, progress=False)
+    run.last.unlink()
+    run.final.unlink()
+    history = run.read_metrics()
+    with pytest.raises(RunFolderError, match=r"holds metrics.jsonl, best.pt of an earlier run but no last.pt"):
+        fit(config, run, progress=False)
+    assert run.read_metrics() == history  # nothing truncated
+    again = fit(config, run, progress=False, restart=True)
+    assert [line["epoch"] for line in again.history] == [1] and run.final.exists()
+
+
+def test_a_stop_during_validation_logs_the_epochs_lr_and_time(tiny_root, tmp_path, monkeypatch, torch_state):
+    """The resumed epoch's line: the lr of its last step (cosine: it moves every step), the training
+    seconds and throughput of the epoch, not of the validation that finished it."""
+    config = tiny(tiny_root, lr_schedule="cosine", epochs=2)
+    reference = fit(config, tmp_path / "reference", progress=False).history
+    real = loop_module.evaluate
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "evaluate", signalled)
+    with pytest.raises(Preempted):
+        fit(config, tmp_path / "run", progress=False)
+    monkeypatch.setattr(loop_module, "evaluate", real)
+    history = fit(config, tmp_path / "run", progress=False).history
+    assert without_timing(history) == without_timing(reference)
+    assert history[0]["lr"] == reference[0]["lr"] != reference[1]["lr"]
+    assert history[0]["seconds"] > 0 and history[0]["clips_per_s"] > 0

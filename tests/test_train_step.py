@@ -8,7 +8,8 @@ import weakref
 import pytest
 import torch
 
-import ffnlib.train.loop as loop
+import ffnlib.train.setup as setup
+import ffnlib.train.step as loop
 from ffnlib.train import NonFiniteLoss, TrainConfig
 from ffnlib.train.distributed import World
 from ffnlib.train.optim import make_optimizer
@@ -53,7 +54,7 @@ def per_clip_step(config, model, batch):
 def test_per_clip_step_has_the_gradients_of_the_joint_loss(recipe, model_kwargs):
     torch.manual_seed(0)
     config = config_for(recipe, **model_kwargs)
-    joint_model = loop.build_model(config, num_classes=5).train()
+    joint_model = setup.build_model(config, num_classes=5).train()
     per_clip_model = copy.deepcopy(joint_model)
     batch = batch_for(config)
     loss, parts, logits = joint_step(config, joint_model, batch)
@@ -77,7 +78,7 @@ def test_per_clip_step_has_the_gradients_of_the_joint_loss(recipe, model_kwargs)
 
 def test_teacher_goes_first_and_each_forward_takes_one_clip():
     config = config_for("ffn")
-    model = loop.build_model(config, num_classes=5)
+    model = setup.build_model(config, num_classes=5)
     seen = []
     model.register_forward_pre_hook(lambda _m, args: seen.append([c.shape[2] for c in args[0]]))
     optimizer = make_optimizer(model, config)
@@ -90,7 +91,7 @@ def test_only_the_last_clip_reduces_gradients_under_ddp():
     """DDP's no_sync is entered around every clip but the last (two gloo ranks check the sums:
     test_train_ddp.py)."""
     config = config_for("ffn")
-    model = loop.build_model(config, num_classes=5)
+    model = setup.build_model(config, num_classes=5)
     events = []
     model.register_forward_pre_hook(lambda _m, args: events.append(("forward", args[0][0].shape[2])))
 
@@ -143,7 +144,7 @@ class SavedBytes:
 
 def test_per_clip_step_holds_one_clip_of_activations_at_a_time():
     config = config_for("ffn")
-    model = loop.build_model(config, num_classes=5).train()
+    model = setup.build_model(config, num_classes=5).train()
     batch = batch_for(config)
     with SavedBytes() as joint:
         joint_step(config, model, batch)
@@ -158,7 +159,7 @@ def test_per_clip_step_holds_one_clip_of_activations_at_a_time():
 
 def test_non_finite_per_clip_loss_stops_before_the_weights_change():
     config = config_for("ffn")
-    model = loop.build_model(config, num_classes=5)
+    model = setup.build_model(config, num_classes=5)
     with torch.no_grad():
         model.bn1[0].weight[0] = float("nan")  # the 4F branch only: the teacher's loss stays finite
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -176,7 +177,7 @@ def test_per_clip_step_under_autocast_computes_the_losses_as_the_joint_step():
     CPU autocast keeps softmax in bf16, so this test cannot tell where it is computed.)"""
     torch.manual_seed(0)
     config = config_for("ffn")
-    model = loop.build_model(config, num_classes=5).train()
+    model = setup.build_model(config, num_classes=5).train()
     torch.nn.init.normal_(model.fc.weight, 0, 1.0)  # spread-out probabilities, where bf16 rounding shows
     batch = batch_for(config)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ffnlib.losses import temporal_distillation_by_count
 from ffnlib.models import ARCHITECTURES, create_model, flops, num_parameters
-from ffnlib.train.loop import backward_per_clip
+from ffnlib.train import backward_per_clip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

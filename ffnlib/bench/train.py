@@ -53,10 +53,8 @@ from ffnlib.bench.clips import write_ssv2_like
 from ffnlib.datasets import SSv2
 from ffnlib.models import ARCHITECTURES, flops
 from ffnlib.paths import PROJECT_ROOT
-from ffnlib.train.config import TrainConfig
-from ffnlib.train.distributed import World, resolve_device
-from ffnlib.train.loop import add_step, autocast_dtype, build_model, epoch_batches, train_step, train_view
-from ffnlib.train.optim import make_optimizer
+from ffnlib.train import (TrainConfig, Trainee, World, add_step, epoch_batches, make_loader, resolve_device,
+                          train_step, train_view)
 
 log = logging.getLogger(__name__)
 
@@ -335,21 +333,11 @@ def measure_peak(device: torch.device) -> tuple[float, str]:
 
 # ------------------------------------------------------------------------------------------ one model
 @dataclass
-class Trainee:
-    """A model set up as `fit` sets it up, and everything `train_step` needs."""
+class BenchTrainee(Trainee):
+    """`ffnlib.train.Trainee` (the model, optimiser and step module as `fit` sets them up) and the
+    forward MACs of one of its samples (every frame count of an FFN sample)."""
 
-    config: TrainConfig
-    model: nn.Module
-    step_model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    amp: torch.dtype | None
-    device: torch.device
-    forward_macs: float  # per clip (every frame count of an FFN sample)
-
-    @property
-    def frames_per_clip(self) -> int:
-        return sum(self.config.train_frame_counts)
+    forward_macs: float = 0.0
 
 
 def make_config(recipe: str, arch: str, setting: Setting, args: argparse.Namespace, batch_size: int) -> TrainConfig:
@@ -361,24 +349,14 @@ def make_config(recipe: str, arch: str, setting: Setting, args: argparse.Namespa
         device=args.device, seed=args.seed), source="benchmark options")
 
 
-def build_trainee(config: TrainConfig, args: argparse.Namespace, device: torch.device) -> Trainee:
-    """As `fit`: build_model, .to(device), channels_last, make_optimizer, autocast dtype, GradScaler, compile."""
+def build_trainee(config: TrainConfig, args: argparse.Namespace, device: torch.device) -> BenchTrainee:
+    """`Trainee.build`, as `fit` calls it, with the benchmark's optimiser and compile mode."""
     torch.manual_seed(config.seed)
-    model = build_model(config, args.num_classes)
+    trainee = Trainee.build(config, args.num_classes, device, fused=args.optimizer == "fused",
+                            compile_mode=None if args.compile_mode == "default" else args.compile_mode)
     counts = config.train_frame_counts
-    macs = flops(model, counts[0] if config.recipe == "vanilla" else counts, config.frame_size, args.num_classes)
-    model = model.to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model.train()
-    optimizer = make_optimizer(model, config, fused=args.optimizer == "fused")
-    amp = autocast_dtype(config, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
-    step_model = model
-    if config.compile:
-        mode = None if args.compile_mode == "default" else args.compile_mode
-        step_model = torch.compile(model, mode=mode)
-    return Trainee(config, model, step_model, optimizer, scaler, amp, device, macs)
+    macs = flops(trainee.model, counts[0] if config.recipe == "vanilla" else counts, config.frame_size, args.num_classes)
+    return BenchTrainee(**vars(trainee), forward_macs=macs)
 
 
 def synthetic_batch(trainee: Trainee, batch_size: int, seed: int = 0) -> tuple:
@@ -532,23 +510,20 @@ def find_max_batch(trainee: Trainee, args: argparse.Namespace) -> tuple[int, flo
 
 
 # ------------------------------------------------------------------------------------------ data
-def make_loader(trainee: Trainee, root: Path, args: argparse.Namespace, num_batches: int):
+def training_loader(trainee: Trainee, root: Path, args: argparse.Namespace, num_batches: int):
     """The training view of the recipe over the clips, batched by `epoch_batches`, as `fit` reads it."""
     config = trainee.config
     dataset = train_view(config, SSv2(root, "train"))
     batches = epoch_batches(config, len(dataset), 0, num_batches, World())
-    workers = args.workers
-    return torch.utils.data.DataLoader(
-        dataset, batch_sampler=batches, num_workers=workers, pin_memory=trainee.device.type == "cuda",
-        generator=torch.Generator(), persistent_workers=workers > 0,
-        prefetch_factor=args.prefetch_factor if workers > 0 else None)
+    return make_loader(dataset, batches=batches, num_workers=args.workers, device=trainee.device,
+                       prefetch_factor=args.prefetch_factor, persistent_workers=args.workers > 0)
 
 
 def loader_throughput(trainee: Trainee, root: Path, args: argparse.Namespace) -> float:
     """Clips/s of the loader alone, not counting the first `workers` batches (they all start together)."""
     skip = max(1, args.workers)
     num_batches = skip + args.e2e_steps
-    loader = make_loader(trainee, root, args, num_batches)
+    loader = training_loader(trainee, root, args, num_batches)
     iterator = iter(loader)
     start = None
     for i in range(num_batches):
@@ -563,7 +538,7 @@ def loader_throughput(trainee: Trainee, root: Path, args: argparse.Namespace) ->
 
 def end_to_end(trainee: Trainee, root: Path, args: argparse.Namespace) -> dict:
     """`fit_step` fed by the loader: seconds waiting for each batch and computing each step."""
-    loader = make_loader(trainee, root, args, args.warmup + args.e2e_steps)
+    loader = training_loader(trainee, root, args, args.warmup + args.e2e_steps)
     iterator = iter(loader)
     sums: dict = {}
     waits, computes = [], []
@@ -595,12 +570,12 @@ def measure(recipe: str, arch: str, setting: Setting, args: argparse.Namespace, 
     does not depend on the model, the precision, channels_last or compile.
     """
     config = make_config(recipe, arch, setting, args, args.batch_size)
-    row = {"model": config.model_name, "arch": arch, "recipe": recipe,
+    row = {"model": config.network, "arch": arch, "recipe": recipe,
            "frame_counts": list(config.train_frame_counts), "batch_size": config.batch_size,
            "frame_size": config.frame_size, "precision": setting.precision, "channels_last": setting.channels_last,
            "compile": setting.compile, "compile_mode": args.compile_mode if setting.compile else None,
            "optimizer": args.optimizer, "num_classes": args.num_classes, "steps": args.steps, "warmup": args.warmup}
-    log.info("%s, %s, batch %d x %d px", config.model_name, setting.label, config.batch_size, config.frame_size)
+    log.info("%s, %s, batch %d x %d px", config.network, setting.label, config.batch_size, config.frame_size)
     trainee = build_trainee(config, args, device)
     frames = config.batch_size * trainee.frames_per_clip
     train_flop = 3 * 2 * trainee.forward_macs * config.batch_size

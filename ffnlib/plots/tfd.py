@@ -22,7 +22,7 @@ _STYLE = {"vanilla": ("C0", "o"), "st": ("C1", "s"), "proportional": ("C2", "^")
 
 
 def accuracy_vs_frames(table: pd.DataFrame, title: str = "accuracy vs evaluation frames",
-                       label_column: str = "run", chance: float | None = None) -> Figure:
+                       label_column: str = "model_name", chance: float | None = None) -> Figure:
     """Top-1 against the evaluation T, one line per model (`label_column`), from a long TFD table.
 
     With a `seed` column holding several seeds, the line is the mean and the band one std.

@@ -1,9 +1,13 @@
-"""python -m ffnlib.train --config FILE.yaml [--run-dir DIR] [--set key=value ...]
+"""python -m ffnlib.train --config FILE.yaml [--run-dir RUN_DIR | --model-dir DIR] [--set key=value ...]
 
-Trains one model with the loop every notebook uses. FILE is a config YAML or a profile from
-configs/ (its `train:` section). Under torchrun the same command runs DDP.
+Trains one model with the loop every notebook uses. FILE is a config YAML or a profile from configs/
+(its `train:` section). The model trains into `<RUN_DIR>/models/<model_name>` (vanilla_16f, st_4f,
+ffn, proportional, mixed: named by the config, where the notebooks look for it; RUN_DIR defaults to
+runs/<FILE name>), or into `--model-dir DIR`. Under torchrun the same command runs DDP.
+
 Exit codes: 0 done; 75 stopped by SIGTERM/SIGUSR1 with last.pt saved (requeue and run again);
-1 failed (e.g. a non-finite loss: the message names the step).
+2 a problem with the input (config, data, checkpoint, folder), said in one line; 1 the training
+failed (a non-finite loss: the message names the step) or a bug (with its traceback).
 """
 from __future__ import annotations
 
@@ -12,56 +16,57 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
+from ffnlib.errors import UserError, one_line
 from ffnlib.paths import runs_dir
+from ffnlib.runs import WorkbookRun
 
-from .config import TrainConfig
+from .config import TrainConfig, parse_overrides
 from .distributed import shutdown
-from .loop import NonFiniteLoss, Preempted, fit
+from .loop import fit
+from .signals import Preempted
+from .step import NonFiniteLoss
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    """["lr=0.1", "frame_counts=[4,16]"] -> {"lr": 0.1, "frame_counts": [4, 16]} (values read as YAML)."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+def model_dir_of(args, config: TrainConfig) -> Path:
+    if args.model_dir is not None:
+        return args.model_dir
+    run_dir = args.run_dir or runs_dir() / args.config.stem
+    return WorkbookRun(run_dir).model(config.model_name).root
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ffnlib.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, type=Path, help="config YAML or profile (configs/*.yaml)")
-    parser.add_argument("--run-dir", type=Path, help="run folder (default: runs/<config name>-<recipe>)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--run-dir", type=Path, help="workbook run folder (default: runs/<config name>); the "
+                                                    "model trains into <run-dir>/models/<model_name>")
+    where.add_argument("--model-dir", type=Path, help="the model's own folder instead")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key (repeatable)")
+    parser.add_argument("--restart", action="store_true",
+                        help="delete the model folder's checkpoints, metrics and evaluations, then train afresh")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of every error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        config = TrainConfig.from_yaml(args.config, parse_overrides(args.overrides))
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    run_dir = args.run_dir or runs_dir() / f"{args.config.stem}-{config.recipe}"
     finished_together = False  # every rank stops at the same step when it completes or is preempted
     try:
-        result = fit(config, run_dir, progress=not args.no_progress)
+        config = TrainConfig.from_yaml(args.config, parse_overrides(args.overrides))
+        result = fit(config, model_dir_of(args, config), progress=not args.no_progress, restart=args.restart)
         finished_together = True
     except Preempted as e:
         finished_together = True
         print(f"preempted: {e}", file=sys.stderr)
         return Preempted.exit_code
-    except NonFiniteLoss as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except (UserError, NonFiniteLoss) as e:
+        if args.debug:
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2 if isinstance(e, UserError) else 1
     finally:
         shutdown(wait_for_peers=finished_together)
-    print(f"done: {result.run_dir} (best {result.best})")
+    print(f"done: {result.model_dir} (best {result.best})")
     return 0
 
 

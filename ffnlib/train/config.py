@@ -10,13 +10,18 @@ is accepted too.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from ffnlib.errors import ConfigError
+
 RECIPES = ("vanilla", "ffn", "proportional", "mixed")
+RENAMED = {"eval_frame_counts": "eval_frames"}  # old key -> current key (configs saved in checkpoints)
 LR_SCHEDULES = ("step", "cosine")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
@@ -64,7 +69,7 @@ class TrainConfig:
     deterministic: bool = False
     seed: int = 0
     # evaluation and checkpoints
-    eval_frame_counts: tuple = (4, 8, 16)  # validation at each epoch end, per T
+    eval_frames: tuple = (4, 8, 16)  # T of the validation at each epoch end (best.pt: by the largest)
     val_max_videos: int = 0  # 0 = the whole validation split
     save_every_steps: int = 0  # also write last.pt every N steps (0 = only at epoch ends)
     keep_epoch_checkpoints: bool = False  # also keep epoch_N.pt
@@ -76,21 +81,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
-        """Build from a dict: types checked, unknown keys rejected, `source` named in every error."""
+        """Build from a dict: types checked, unknown keys rejected, `source` named in every error.
+        Keys of older checkpoints are read under their current names (RENAMED)."""
+        values = {RENAMED.get(k, k): v for k, v in values.items()}
         known = cls.fields()
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"{source}: unknown config key(s) {unknown}; known keys: {sorted(known)}")
+            raise ConfigError(f"{source}: unknown config key(s) {unknown}; known keys: {sorted(known)}")
         hints = typing.get_type_hints(cls)
         converted = {k: _coerce(k, v, hints[k], source) for k, v in values.items()}
         config = cls(**converted)
         config.check(source)
         return config
-
-    @classmethod
-    def from_namespace(cls, namespace: dict, source: str = "notebook parameters") -> "TrainConfig":
-        """Build from the config fields defined in a notebook's namespace (e.g. `globals()`)."""
-        return cls.from_dict({k: namespace[k] for k in cls.fields() if k in namespace}, source)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> "TrainConfig":
@@ -99,9 +101,9 @@ class TrainConfig:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{path}: cannot read a YAML config ({e})") from e
+            raise ConfigError(f"{path}: cannot read a YAML config ({e})") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+            raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
         if "train" in data and isinstance(data["train"], dict):
             data = data["train"]
         return cls.from_dict({**data, **(overrides or {})}, source=str(path))
@@ -118,8 +120,26 @@ class TrainConfig:
 
     def check(self, source: str = "config") -> None:
         """Cross-field checks; raises ValueError naming the key and what was expected."""
+        from ffnlib import synthetic
+        from ffnlib.models import ARCHITECTURES
+
         def fail(key, expected):
-            raise ValueError(f"{source}: {key}={getattr(self, key)!r}: expected {expected}")
+            raise ConfigError(f"{source}: {key}={getattr(self, key)!r}: expected {expected}")
+
+        for f in dataclasses.fields(self):  # lr=.nan would train nothing and fail late
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                fail(f.name, "a finite number")
+        if self.arch not in ARCHITECTURES:
+            fail("arch", f"one of {sorted(ARCHITECTURES)}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            fail("device", "auto, cpu, cuda, cuda:N or mps")
+        if self.seed < 0:
+            fail("seed", "a non-negative integer")
+        try:
+            synthetic.Design.from_knobs(**self.builtin)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: builtin={self.builtin!r}: {e}") from None
 
         if self.recipe not in RECIPES:
             fail("recipe", f"one of {RECIPES}")
@@ -143,8 +163,8 @@ class TrainConfig:
                 fail("frame_probs", f"one probability per frame count {self.frame_counts}")
             if any(p < 0 for p in self.frame_probs) or abs(sum(self.frame_probs) - 1) > 1e-6:
                 fail("frame_probs", "non-negative probabilities summing to 1")
-        if not self.eval_frame_counts or any(t < 1 for t in self.eval_frame_counts):
-            fail("eval_frame_counts", "a non-empty tuple of positive frame counts")
+        if not self.eval_frames or any(t < 1 for t in self.eval_frames):
+            fail("eval_frames", "a non-empty tuple of positive frame counts")
         for key in ("lr", "lam", "clip_grad_norm", "weight_decay", "momentum", "dropout"):
             if getattr(self, key) < 0:
                 fail(key, "a non-negative number")
@@ -157,8 +177,8 @@ class TrainConfig:
 
     # ---------------------------------------------------------------- derived values
     @property
-    def model_name(self) -> str:
-        """The create_model name: the recipe picks the wrapper, `arch` the backbone."""
+    def network(self) -> str:
+        """The `create_model` name: the recipe picks the wrapper, `arch` the backbone (tsm_small, ffn_resnet50)."""
         return f"{'ffn' if self.recipe == 'ffn' else 'tsm'}_{self.arch}"
 
     @property
@@ -167,16 +187,32 @@ class TrainConfig:
         return (self.num_frames,) if self.recipe == "vanilla" else tuple(self.frame_counts)
 
     @property
-    def run_name(self) -> str:
-        """The model's folder in a workbook run: vanilla_16f, st_4f, ffn, proportional or mixed."""
-        return f"{self.table_name}_{self.num_frames}f" if self.recipe == "vanilla" else self.recipe
+    def model_name(self) -> str:
+        """The model's folder in a workbook run (`<run_dir>/models/<model_name>`): vanilla_16f, st_4f,
+        ffn, proportional or mixed."""
+        return f"{self.model}_{self.num_frames}f" if self.recipe == "vanilla" else self.recipe
 
     @property
-    def table_name(self) -> str:
-        """The model's name in the TFD table: vanilla at its highest T, st at another T, else the recipe."""
+    def model(self) -> str:
+        """The model's name in the TFD table: vanilla at 16F, st at another T, else the recipe."""
         if self.recipe == "vanilla":
             return "vanilla" if self.num_frames == 16 else "st"
         return self.recipe
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """["lr=0.1", "frame_counts=[4,16]"] -> {"lr": 0.1, "frame_counts": [4, 16]} (values read as YAML;
+    the `--set KEY=VALUE` options of the command lines)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""  # data_root= : empty
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {pair!r}: the value is not YAML ({e.problem})") from None
+    return out
 
 
 def _plain(value):
@@ -192,7 +228,7 @@ def _coerce(key: str, value, hint, source: str):
     origin = typing.get_origin(hint) or hint
 
     def fail():
-        raise ValueError(f"{source}: {key}={value!r}: expected {getattr(origin, '__name__', hint)}")
+        raise ConfigError(f"{source}: {key}={value!r}: expected {getattr(origin, '__name__', hint)}")
 
     if origin is bool:
         if not isinstance(value, bool):
@@ -214,7 +250,7 @@ def _coerce(key: str, value, hint, source: str):
         if not isinstance(value, (list, tuple)):
             fail()
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{source}: {key}={value!r}: expected a list of numbers")
+            raise ConfigError(f"{source}: {key}={value!r}: expected a list of numbers")
         return tuple(value)
     if origin is dict:
         if not isinstance(value, dict):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ffnlib.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class World:
@@ -52,7 +54,7 @@ def resolve_device(name: str, world: World = World()) -> torch.device:
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", world.local_rank)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} but CUDA is not available on this machine")
+        raise ConfigError(f"device={name!r} but CUDA is not available on this machine: use device=auto or cpu")
     return device
 
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ffnlib.datasets import MultiFrameClips, VideoClips
 
+from .data import make_loader
 from .distributed import World, all_reduce_sum, any_rank
 
 log = logging.getLogger(__name__)
@@ -38,15 +39,6 @@ class Evaluation:
 
     table: pd.DataFrame
     per_class: pd.DataFrame
-
-
-def _loader(dataset, batch_size: int, num_workers: int, indices=None):
-    if indices is not None:
-        dataset = torch.utils.data.Subset(dataset, list(indices))
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-        generator=torch.Generator(),  # keeps the global RNG (dropout) untouched
-        persistent_workers=False, pin_memory=False)
 
 
 FRAMES_PER_PASS = 32  # frames of all T decoded into one sample at most (twice a 16F clip's memory)
@@ -78,7 +70,7 @@ def shuffle_time(clip: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 def evaluate(
     model: nn.Module,
     source,
-    frame_counts: Sequence[int],
+    eval_frames: Sequence[int],
     *,
     frame_size: int,
     resize_size: int,
@@ -87,7 +79,7 @@ def evaluate(
     device: torch.device | str = "cpu",
     max_videos: int = 0,
     shuffle_frames: bool = False,
-    model_name: str = "",
+    name: str = "",
     train_frames: str = "",
     autocast_dtype: torch.dtype | None = None,
     world: World = World(),
@@ -95,7 +87,8 @@ def evaluate(
     should_stop: Callable[[], bool] | None = None,
     frames_per_pass: int = FRAMES_PER_PASS,
 ) -> Evaluation:
-    """Top-1/top-5 of `model` on `source` (an SSv2 split) at each T in `frame_counts`.
+    """Top-1/top-5 of `model` on `source` (an SSv2 split) at each T in `eval_frames`; the table's
+    `model` and `train_frames` columns say `name` and `train_frames`.
 
     Test sampling (segment centres) and the test crop. `max_videos` > 0 keeps the first that many
     videos. `shuffle_frames` puts each clip's frames in a random (seeded) order: a model that uses
@@ -114,12 +107,13 @@ def evaluate(
     # per T and class: [videos, top-1 correct, top-5 correct]
     counts = {}
     try:
-        for group in frame_count_groups(frame_counts, frames_per_pass):
+        for group in frame_count_groups(eval_frames, frames_per_pass):
             dataset = MultiFrameClips(source, group, train=False, frame_size=frame_size, resize_size=resize_size)
             generators = {t: torch.Generator().manual_seed(t) for t in group}
             for t in group:
                 counts[t] = torch.zeros(num_classes, 3, dtype=torch.float64)
-            batches = _loader(dataset, batch_size, num_workers, shard)
+            batches = make_loader(torch.utils.data.Subset(dataset, list(shard)), batch_size=batch_size,
+                                  num_workers=num_workers, device=device)
             for *clips, label in tqdm(batches, desc=f"eval {'/'.join(map(str, group))}F", leave=False,
                                       disable=not (progress and world.is_main)):
                 if should_stop is not None and any_rank(should_stop(), world, device):
@@ -139,9 +133,9 @@ def evaluate(
     finally:
         model.train(was_training)
     rows, per_class_rows = [], []
-    for num_frames in dict.fromkeys(int(t) for t in frame_counts):  # the caller's order, once each
+    for num_frames in dict.fromkeys(int(t) for t in eval_frames):  # the caller's order, once each
         n, c1, c5 = counts[num_frames].sum(dim=0).tolist()
-        rows.append({"model": model_name, "train_frames": train_frames, "eval_frames": num_frames,
+        rows.append({"model": name, "train_frames": train_frames, "eval_frames": num_frames,
                      "top1": 100.0 * c1 / max(n, 1), "top5": 100.0 * c5 / max(n, 1), "n": int(n)})
         for label in range(num_classes):
             n_c, c1_c, _ = counts[num_frames][label].tolist()
@@ -182,7 +176,8 @@ def recalibrate_bn(
     order = np.random.default_rng(seed).permutation(len(dataset))[: num_batches * batch_size]
     model.train()
     try:
-        for clip, _ in _loader(dataset, batch_size, num_workers, order):
+        for clip, _ in make_loader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size,
+                                   num_workers=num_workers, device=device):
             model(clip.to(device))
     finally:
         for m, momentum, state in zip(norms, momenta, saved):

@@ -1,0 +1,123 @@
+"""Everything a training step needs, built one way for `fit` and the benchmarks: the model from a
+config, its optimiser, autocast and loss scaling, and the module the step runs (`Trainee`); and the
+trained model of a model folder (`load_trained`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ffnlib.errors import ConfigError
+from ffnlib.models import create_model
+from ffnlib.paths import project_path
+from ffnlib.runs import ModelRun
+
+from . import distributed as dist_utils
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state
+from .config import TrainConfig
+from .optim import make_optimizer
+from .step import autocast_dtype, step_module
+
+log = logging.getLogger(__name__)
+
+
+def model_kwargs(config: TrainConfig) -> dict:
+    """The architecture keywords `create_model(config.network, ...)` gets from `config` (an FFN's
+    frame counts included), dropout apart."""
+    kwargs = dict(config.model_kwargs)
+    if config.recipe == "ffn":
+        kwargs.setdefault("frame_counts", tuple(config.frame_counts))
+    return kwargs
+
+
+def check_model(config: TrainConfig, num_classes: int = 2) -> None:
+    """Build `config`'s network on the meta device (no memory, no time): an unknown `model_kwargs`
+    key or a bad value is a ConfigError now, before any data is opened."""
+    try:
+        with torch.device("meta"):
+            create_model(config.network, num_classes, dropout=config.dropout, **model_kwargs(config))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"arch={config.arch!r}, model_kwargs={config.model_kwargs!r}: {e}") from None
+
+
+def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    """`config`'s network for `num_classes` classes, from its `pretrained` weights when given."""
+    kwargs = dict(dropout=config.dropout, **model_kwargs(config))
+    pretrained = config.pretrained or None
+    if pretrained and pretrained != "imagenet":
+        pretrained = project_path(pretrained)
+    model = create_model(config.network, num_classes, pretrained=pretrained, **kwargs)
+    report = getattr(model, "load_report", None)
+    if report is not None:
+        log.info("%s", report)
+    return model
+
+
+def configure_torch(config: TrainConfig, device: torch.device, world: dist_utils.World) -> None:
+    """Threads, determinism and the global seed of a training process, as `config` asks."""
+    if config.threads and device.type == "cpu":
+        torch.set_num_threads(config.threads)
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(config.seed * 1000 + world.rank)
+
+
+@dataclass
+class Trainee:
+    """A model set up for training as `fit` sets it up: `model` keeps the weights (checkpoints save
+    it), `step_model` is what `train_step` runs (EachClip for mixed, DDP, torch.compile)."""
+
+    config: TrainConfig
+    model: nn.Module
+    step_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp: torch.dtype | None
+    device: torch.device
+
+    @property
+    def frames_per_clip(self) -> int:
+        """Frames the network sees per video in one step (every frame count of an FFN or mixed sample)."""
+        return sum(self.config.train_frame_counts)
+
+    @classmethod
+    def build(cls, config: TrainConfig, num_classes: int, device: torch.device,
+              world: dist_utils.World = dist_utils.World(), *, fused: bool = False,
+              compile_mode: str | None = None) -> "Trainee":
+        model = build_model(config, num_classes).to(device)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.train()
+        optimizer = make_optimizer(model, config, fused=fused)
+        amp = autocast_dtype(config, device)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
+        step_model = step_module(model, config, world, device, compile_mode=compile_mode)
+        return cls(config, model, step_model, optimizer, scaler, amp, device)
+
+
+def load_trained(model_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu"):
+    """The model trained in `model_dir` (its checkpoint `checkpoint`: best, final or last) and its
+    config, in eval mode."""
+    run = ModelRun(model_dir)
+    path = run.checkpoint(checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint; train {run.name} into {run.root.parent.parent} first "
+                              f"(notebooks 04 and 07, or python -m ffnlib.train), or check run_dir")
+    return trained_from_state(load_checkpoint(path), path, device)
+
+
+def trained_from_state(state: dict, source: str | Path, device: str | torch.device = "cpu"):
+    """The model and config of a checkpoint already read (`source` names it in errors), in eval mode."""
+    config = TrainConfig.from_dict(state["config"], source=str(source))
+    model = build_model(config.replace(pretrained=""), state["num_classes"])
+    load_model_state(model, state["model"], str(source))
+    return model.to(device).eval(), config
