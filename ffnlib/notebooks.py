@@ -4,9 +4,6 @@
                                                     and every output but those of checked cells
     python -m ffnlib.notebooks check NOTEBOOK...    exit 1, naming each notebook that is not clean
     python -m ffnlib.notebooks refresh NOTEBOOK...  execute in smoke mode, keep checked outputs, clean
-    python -m ffnlib.notebooks defaults NOTEBOOK... [--profile demo]
-                                                    set each parameter's default to the value the
-                                                    profile gives that notebook (comments kept)
 
 A checked cell is a code cell whose source starts with `# NBVAL_CHECK_OUTPUT`: nbval compares its
 output with the stored one, so that output must not depend on the smoke switch.
@@ -14,7 +11,6 @@ output with the stored one, so that output must not depend on the smoke switch.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
 from pathlib import Path
@@ -77,49 +73,15 @@ def refresh(path: Path, timeout: int = 600) -> None:
     nbformat.write(clean(nb), path)
 
 
-def set_defaults(path: Path, profile: str | Path = "demo") -> list[str]:
-    """Rewrite the parameters cell of `path` so that its defaults are what `profile` gives it.
-
-    Only the value of each `name = value` line changes; comments stay. Returns the names changed.
-    """
-    from papermill.translators import PythonTranslator  # writes values as papermill injects them
-
-    from ffnlib import workbook
-
-    declared = workbook.declared_parameters(path)
-    given = workbook.profile_parameters(workbook.load_profile(profile), path, set(declared))
-    nb = nbformat.read(path, as_version=4)
-    cell = workbook.parameters_cell(nb, path)
-    lines = cell.source.split("\n")
-    changed = []
-    for node in ast.parse(cell.source).body:  # flat `name = literal` assignments (declared_parameters checks)
-        name = node.targets[0].id
-        if name not in given or declared[name] == given[name]:
-            continue
-        if node.value.lineno != node.value.end_lineno:
-            raise ValueError(f"{path}: the default of {name} spans several lines; edit it by hand")
-        i = node.lineno - 1
-        line = lines[i]
-        lines[i] = (line[:node.value.col_offset] + PythonTranslator.translate(given[name])
-                    + line[node.value.end_col_offset:])
-        changed.append(name)
-    cell.source = "\n".join(lines)
-    nbformat.write(nb, path)
-    return changed
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ffnlib.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["clean", "check", "refresh", "defaults"])
+    parser.add_argument("action", choices=["clean", "check", "refresh"])
     parser.add_argument("notebooks", nargs="+", type=Path)
-    parser.add_argument("--profile", default="demo", help="defaults: the profile to take (default: demo)")
     args = parser.parse_args(argv)
     status = 0
     for path in args.notebooks:
-        if args.action == "defaults":
-            print(f"{path}: {set_defaults(path, args.profile) or 'already the profile'}")
-        elif args.action == "refresh":
+        if args.action == "refresh":
             refresh(path)
             print(f"refreshed {path}")
         elif args.action == "clean":

@@ -1,24 +1,24 @@
-"""Headless runs of the notebooks with papermill, and the parameter profiles in configs/.
+"""Headless runs of the notebooks with papermill.
 
-    python -m ffnlib.workbook run NOTEBOOK --run-dir runs/NAME [-f params.yaml] [-p key value ...]
-    python -m ffnlib.workbook reproduce --profile PROFILE --out runs/NAME [--only 04 07 ...]
+    python -m ffnlib.workbook run NOTEBOOK --run-dir runs/NAME [--profile P | -f params.yaml]
+                                  [-p key value ...] [--set key=value ...]
+    python -m ffnlib.workbook reproduce --profile PROFILE [--out runs/NAME] [--only 04 07 ...]
+                                        [-p key value ...] [--set key=value ...]
 
-A run folder holds each executed notebook (the record of the run) and, beside it,
-`<notebook>.params.yaml` with the parameters it ran with; models train into `<run_dir>/models/`.
+A workbook run folder (`ffnlib.runs.WorkbookRun`) holds each executed notebook (the record of the
+run) and, beside it, `<notebook>.params.yaml` with the parameters it ran with; models train into
+`<run_dir>/models/`. `--profile` gives every notebook that declares `profile` that profile (its
+training settings) and the profile's values for the notebook's own parameters (`ffnlib.profiles`);
+`-p` sets a notebook parameter, `--set` a training setting on top of the profile (the notebooks'
+`overrides`). A name a notebook does not declare is an error, never silently ignored.
 
-A profile (`configs/<name>.yaml`) has two sections:
-
-    train:      TrainConfig fields, given to every notebook that declares them (and read by
-                `python -m ffnlib.train --config`)
-    notebooks:  by notebook name (e.g. 04_train_tsm), further parameters of that notebook
-
-Every parameter is checked against the notebook's `parameters` cell: a name the notebook does not
-declare is an error, never silently ignored.
+Exit codes: 0 done; 75 a training cell stopped by SIGTERM/SIGUSR1 with last.pt saved (run again to
+resume); 2 a problem with the input (a parameter, a profile, the data, a run folder), said in one
+line; 1 a notebook failed otherwise (the message names the notebook and the cell).
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import logging
 import sys
@@ -27,143 +27,70 @@ from pathlib import Path
 
 import yaml
 
-from ffnlib.paths import PROJECT_ROOT, configs_dir, project_path, runs_dir, write_text_atomic
+from ffnlib import profiles
+from ffnlib.errors import ConfigError, UserError, one_line
+from ffnlib.paths import runs_dir, write_text_atomic
+from ffnlib.runs import WorkbookRun
+from ffnlib.train import REQUEUE_EXIT_CODE, Preempted
+from ffnlib.train.config import parse_overrides
 
 log = logging.getLogger(__name__)
 
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
-
-class WorkbookError(RuntimeError):
-    """A notebook that cannot be run as asked (bad parameters, missing file) or that failed."""
-
-
-class NotebookFailed(WorkbookError):
+class NotebookFailed(RuntimeError):
     """A cell raised; `notebook` and `cell` say where, `output` is the executed notebook kept for reading."""
 
     def __init__(self, notebook: Path, cell: int | None, ename: str, evalue: str, output: Path):
         self.notebook, self.cell, self.ename, self.output = notebook, cell, ename, output
         where = f"cell {cell}" if cell is not None else "a cell"
-        super().__init__(f"{notebook.name}: {where} failed: {ename}: {evalue} (executed notebook: {output})")
+        text = one_line(RuntimeError(evalue))
+        super().__init__(f"{notebook.name}: {where} failed: {ename}: {text} (executed notebook: {output})")
+
+    @property
+    def user_error(self) -> bool:
+        """Whether the cell raised an error a user can fix (a `UserError` of ffnlib)."""
+        return self.ename in _user_error_names()
 
 
-# ------------------------------------------------------------------------------------------ notebooks
-def notebooks() -> list[Path]:
-    """The workbook's notebooks in phase order (01_data.ipynb, 02_sampling.ipynb, ...)."""
-    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+def _user_error_names() -> set[str]:
+    names, todo = set(), [UserError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
 
 
-def find_notebook(name: str | Path) -> Path:
-    """A notebook by path, file name, stem (04_train_tsm) or phase number (04, 4)."""
-    path = Path(name)
-    if path.suffix == ".ipynb" and path.exists():
-        return path.resolve()
-    for nb in notebooks():
-        if str(name) in (nb.name, nb.stem) or (str(name).isdigit() and nb.stem.startswith(f"{int(name):02d}_")):
-            return nb
-    raise WorkbookError(f"no notebook {name!r}; the workbook has {[nb.stem for nb in notebooks()]}")
-
-
-def parameters_cell(nb, notebook: Path):
-    """The one code cell of `nb` (read from `notebook`) tagged `parameters`."""
-    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise WorkbookError(f"{Path(notebook).name}: expected one cell tagged 'parameters', found {len(cells)}")
-    return cells[0]
-
-
-def declared_parameters(notebook: Path) -> dict:
-    """The parameters a notebook declares in its `parameters` cell: name -> default value.
-
-    Read with `ast` (every top-level `name = literal`), so comments of any shape are fine; a
-    notebook without a `parameters` cell, or with a non-literal default, is an error.
-    """
-    import nbformat
-
-    declared = {}
-    for node in ast.parse(parameters_cell(nbformat.read(notebook, as_version=4), notebook).source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            raise WorkbookError(f"{notebook.name}: the parameters cell may only hold `name = literal` lines, "
-                                f"found {ast.unparse(node)!r}")
-        try:
-            declared[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
-            raise WorkbookError(f"{notebook.name}: parameter {node.targets[0].id} is not a flat literal "
-                                f"({ast.unparse(node.value)})") from None
-    return declared
-
-
-# ------------------------------------------------------------------------------------------ profiles
-def profile_path(profile: str | Path) -> Path:
-    path = Path(profile)
-    if path.suffix in (".yaml", ".yml"):
-        return path
-    return configs_dir() / f"{profile}.yaml"
-
-
-def load_profile(profile: str | Path) -> dict:
-    """A profile as {"train": {...}, "notebooks": {stem: {...}}}, its train section validated."""
-    from ffnlib.train import TrainConfig
-
-    path = profile_path(profile)
-    if not path.exists():
-        known = sorted(p.stem for p in configs_dir().glob("*.yaml"))
-        raise WorkbookError(f"{path}: no such profile; profiles in configs/: {known}")
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(data) - {"train", "notebooks"})
-    if unknown:
-        raise WorkbookError(f"{path}: unknown section(s) {unknown}; a profile has 'train' and 'notebooks'")
-    train = data.get("train") or {}
-    TrainConfig.from_dict(train, source=f"{path} (train)")  # types and names checked now, not mid-run
-    by_notebook = data.get("notebooks") or {}
-    stems = {nb.stem for nb in notebooks()}
-    strangers = sorted(set(by_notebook) - stems)
-    if strangers:
-        raise WorkbookError(f"{path}: notebooks {strangers} do not exist; the workbook has {sorted(stems)}")
-    return {"train": train, "notebooks": by_notebook, "path": str(path)}
-
-
-def profile_parameters(profile: dict, notebook: Path, declared: set[str]) -> dict:
-    """What `profile` gives `notebook`: its train fields the notebook declares, then its own section."""
-    params = {k: v for k, v in profile["train"].items() if k in declared}
-    own = profile["notebooks"].get(notebook.stem) or {}
-    undeclared = sorted(set(own) - declared)
-    if undeclared:
-        raise WorkbookError(f"{profile['path']}: {notebook.stem} does not declare {undeclared} in its "
-                            f"parameters cell (it declares {sorted(declared)})")
-    return {**params, **own}
-
-
-# ------------------------------------------------------------------------------------------ runs
 def run_notebook(notebook: str | Path, run_dir: str | Path, parameters: dict | None = None,
                  progress: bool = False) -> Path:
-    """Execute `notebook` into `run_dir` with `parameters`; return the executed notebook's path.
+    """Execute `notebook` into the workbook run `run_dir` with `parameters`; return the executed notebook.
 
     `run_dir` is injected as the notebook's `run_dir` parameter, and `interactive=False` (unless given)
     where the notebook declares it (no widgets, no progress bars): a headless run has no front-end for
-    widgets, a saved tqdm widget reads "0%" where its state is not rendered, and papermill's
-    executor hung on notebook 02's `widgets.interact` cell (a figure in an Output widget) in 9 of 10
-    runs on 2026-11-21, the kernel idle and papermill waiting forever. Raises NotebookFailed naming the
-    notebook and the cell when a cell raises; the executed notebook is kept either way.
+    widgets, a saved tqdm widget reads "0%" where its state is not rendered, and papermill's executor
+    hung on notebook 02's `widgets.interact` cell in 9 of 10 runs before. Raises NotebookFailed naming
+    the notebook and the cell when a cell raises; the executed notebook is kept either way.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    notebook = find_notebook(notebook)
-    run_dir = Path(run_dir).resolve()
-    declared = declared_parameters(notebook)
+    notebook = profiles.find_notebook(notebook)
+    run = WorkbookRun(Path(run_dir).resolve())
+    declared = profiles.declared_parameters(notebook)
     parameters = dict(parameters or {})
     if "run_dir" in declared:
-        parameters["run_dir"] = str(run_dir)
+        parameters["run_dir"] = str(run.root)
     if "interactive" in declared:
         parameters.setdefault("interactive", False)
     undeclared = sorted(set(parameters) - set(declared))
     if undeclared:
-        raise WorkbookError(f"{notebook.name}: unknown parameter(s) {undeclared}; its parameters cell "
-                            f"declares {sorted(declared)}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    output = run_dir / notebook.name
-    write_text_atomic(run_dir / f"{notebook.stem}.params.yaml", yaml.safe_dump(parameters, sort_keys=False))
+        raise ConfigError(f"{notebook.name}: unknown parameter(s) {undeclared}; its parameters cell "
+                          f"declares {sorted(declared)}")
+    for name, value in parameters.items():
+        profiles.check_value(name, value, notebook.stem)
+    run.root.mkdir(parents=True, exist_ok=True)
+    output = run.notebook(notebook.stem)
+    write_text_atomic(run.parameters(notebook.stem), yaml.safe_dump(parameters, sort_keys=False))
     log.info("running %s -> %s", notebook.name, output)
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
@@ -173,52 +100,57 @@ def run_notebook(notebook: str | Path, run_dir: str | Path, parameters: dict | N
     return output
 
 
+def notebook_parameters(notebook: Path, profile: dict | None, parameters: dict, overrides: dict) -> dict:
+    """What a run gives `notebook`: the profile's values, then `parameters`, then the training
+    `overrides` merged into its `overrides` parameter (where it declares one)."""
+    declared = profiles.declared_parameters(notebook)
+    params = {**(profiles.profile_parameters(profile, notebook) if profile else {}), **parameters}
+    if overrides and "overrides" in declared:
+        params["overrides"] = {**params.get("overrides", {}), **overrides}
+    return params
+
+
 def reproduce(profile: str | Path, out: str | Path, only: list[str] | None = None,
-              overrides: dict | None = None, progress: bool = False) -> dict:
-    """Run the notebooks (all, or `only`) in phase order with `profile` into `out`; stop at the first
-    failure. `overrides` (e.g. {"seed": 1}) go to every notebook that declares them, after the
-    profile; one that no notebook declares is an error. Returns {notebook stem: seconds} and writes
-    it to `<out>/reproduce.json`."""
-    settings = load_profile(profile)
-    out = Path(out).resolve()
-    chosen = sorted(find_notebook(name) for name in only) if only else notebooks()
-    overrides = dict(overrides or {})
-    declared = {nb: set(declared_parameters(nb)) for nb in chosen}
-    unused = sorted(set(overrides) - set().union(*declared.values()))
+              parameters: dict | None = None, overrides: dict | None = None, progress: bool = False) -> dict:
+    """Run the notebooks (all, or `only`) in phase order with `profile` into the workbook run `out`;
+    stop at the first failure. `parameters` (e.g. {"eval_frames": [4, 16]}) go to every notebook that
+    declares them, `overrides` (e.g. {"seed": 1}) to every notebook's training settings; a parameter no
+    notebook declares is an error. Returns {notebook stem: seconds}, also written to `reproduce.json`."""
+    settings = profiles.load_profile(profile)
+    run = WorkbookRun(Path(out).resolve())
+    chosen = sorted(profiles.find_notebook(name) for name in only) if only else profiles.notebooks()
+    parameters, overrides = dict(parameters or {}), dict(overrides or {})
+    declared = {nb: set(profiles.declared_parameters(nb)) for nb in chosen}
+    unused = sorted(set(parameters) - set().union(*declared.values()))
     if unused:
-        raise WorkbookError(f"no notebook declares {unused}; check the names against the parameters cells")
+        raise ConfigError(f"no notebook declares {unused}; check the names against the parameters cells")
+    if overrides:
+        profiles.train_config(settings, overrides)  # the keys checked before anything runs
     timings: dict[str, float] = {}
     started = time.perf_counter()
     for notebook in chosen:
-        params = profile_parameters(settings, notebook, declared[notebook])
-        params.update({k: v for k, v in overrides.items() if k in declared[notebook]})
         t0 = time.perf_counter()
-        run_notebook(notebook, out, params, progress=progress)
+        given = {k: v for k, v in parameters.items() if k in declared[notebook]}
+        run_notebook(notebook, run.root, notebook_parameters(notebook, settings, given, overrides), progress)
         timings[notebook.stem] = round(time.perf_counter() - t0, 1)
         log.info("%s done in %.0f s", notebook.stem, timings[notebook.stem])
     timings["total"] = round(time.perf_counter() - started, 1)
-    write_text_atomic(out / "reproduce.json", json.dumps({"profile": settings["path"], "seconds": timings}, indent=1))
+    write_text_atomic(run.timings, json.dumps({"profile": settings["path"], "seconds": timings}, indent=1))
     return timings
 
 
-def model_dir(run_dir: str | Path, name: str) -> Path:
-    """Where a notebook trains model `name` (vanilla_16f, st_4f, ffn, proportional, mixed) in a run folder."""
-    return Path(run_dir) / "models" / name
-
-
-def resolve_run_dir(run_dir: str) -> Path:
-    """A notebook's `run_dir` parameter as a folder: "" means runs/workbook (runs/smoke under FFN_SMOKE);
-    a relative path is taken from the project root, as every path parameter is (`project_path`)."""
-    from ffnlib import smoke
-
-    if run_dir:
-        return project_path(run_dir).resolve()
-    return runs_dir() / ("smoke" if smoke.enabled() else "workbook")
-
-
 # ------------------------------------------------------------------------------------------ command line
-def _parse_value(text: str):
-    return yaml.safe_load(text)
+def _parameters_file(path: Path, notebook: Path) -> tuple[dict | None, dict]:
+    """A `-f` file: a profile (its name and values) or a plain YAML of the notebook's parameters."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read a YAML file ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of parameters, got {type(data).__name__}")
+    if set(data) <= set(profiles.SECTIONS):
+        return profiles.load_profile(path), {}
+    return None, data
 
 
 def main(argv=None) -> int:
@@ -228,46 +160,56 @@ def main(argv=None) -> int:
     run = sub.add_parser("run", help="execute one notebook into a run folder")
     run.add_argument("notebook", help="path, name, stem or phase number (e.g. 04)")
     run.add_argument("--run-dir", required=True, type=Path)
-    run.add_argument("-f", "--parameters-file", type=Path, help="YAML of parameters (a profile works too)")
-    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                     help="one parameter (value read as YAML); repeatable")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--profile", help="a profile (demo, smoke, ssv2_r50 or a YAML path)")
+    source.add_argument("-f", "--parameters-file", type=Path, help="YAML of parameters (a profile works too)")
     rep = sub.add_parser("reproduce", help="run every notebook in order with a profile")
     rep.add_argument("--profile", required=True, help="demo, smoke, ssv2_r50 or a YAML path")
     rep.add_argument("--out", type=Path, help="run folder (default: runs/<profile>)")
     rep.add_argument("--only", nargs="+", help="run only these notebooks (names or phase numbers)")
-    rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                     help="a parameter for every notebook that declares it (e.g. -p seed 1); repeatable")
     for p in (run, rep):
+        p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                       help="a notebook parameter (value read as YAML); repeatable")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="a training setting on top of the profile (the notebooks' overrides); repeatable")
         p.add_argument("--progress", action="store_true", help="show papermill's cell progress bar")
+        p.add_argument("--debug", action="store_true", help="show the traceback of every error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
+        parameters = {k: _yaml_value(k, v) for k, v in args.parameter}
+        overrides = parse_overrides(args.overrides)
         if args.command == "run":
-            params = {}
-            notebook = find_notebook(args.notebook)
+            notebook = profiles.find_notebook(args.notebook)
+            profile, given = None, {}
             if args.parameters_file:
-                data = yaml.safe_load(args.parameters_file.read_text()) or {}
-                if set(data) <= {"train", "notebooks"}:  # a profile
-                    data = profile_parameters(load_profile(args.parameters_file), notebook,
-                                              set(declared_parameters(notebook)))
-                params.update(data)
-            params.update({k: _parse_value(v) for k, v in args.parameter})
+                profile, given = _parameters_file(args.parameters_file, notebook)
+            elif args.profile:
+                profile = profiles.load_profile(args.profile)
+            params = notebook_parameters(notebook, profile, {**given, **parameters}, overrides)
             print(run_notebook(notebook, args.run_dir, params, progress=args.progress))
         else:
             out = args.out or runs_dir() / Path(args.profile).stem
-            overrides = {k: _parse_value(v) for k, v in args.parameter}
-            timings = reproduce(args.profile, out, args.only, overrides, progress=args.progress)
+            timings = reproduce(args.profile, out, args.only, parameters, overrides, progress=args.progress)
             print(f"done: {out} in {timings['total']:.0f} s")
     except NotebookFailed as e:
         print(f"error: {e}", file=sys.stderr)
-        from ffnlib.train import REQUEUE_EXIT_CODE, Preempted
-
-        # a training cell stopped by SIGTERM/SIGUSR1 saved last.pt: exit so that SLURM requeues
-        return REQUEUE_EXIT_CODE if e.ename == Preempted.__name__ else 1
-    except WorkbookError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if e.ename == Preempted.__name__:  # a training cell saved last.pt: exit so that SLURM requeues
+            return REQUEUE_EXIT_CODE
+        return 2 if e.user_error else 1
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _yaml_value(key: str, text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"-p {key} {text!r}: the value is not YAML ({e.problem})") from None
 
 
 if __name__ == "__main__":

@@ -100,7 +100,8 @@ ffn_notebook_job() {
         "$PYTHON" -m ffnlib.workbook run "$notebook" --run-dir "$FFN_RUN_DIR" -f "$params" "$@"
 }
 
-# ffn_train_job CONFIG.yaml RUN_DIR [--set KEY=VALUE ...]: one model on every GPU of this node.
+# ffn_train_job CONFIG.yaml RUN_DIR [--set KEY=VALUE ...]: one model on every GPU of this node, into
+# RUN_DIR/models/<name> (the name the config gives it: vanilla_16f, st_4f, ffn, ...).
 ffn_train_job() {
     (($# >= 2)) || ffn_die 2 "usage: CONFIG.yaml RUN_DIR [--set KEY=VALUE ...]"
     local config=$1 run_dir=$2
@@ -109,9 +110,9 @@ ffn_train_job() {
     ffn_start "$run_dir"
     local gpus
     gpus=$(ffn_gpus)
-    # One node (--standalone: rendezvous on localhost); rank 0 writes <run>/train.pid. Under torchrun,
-    # USR1 to rank 0 stops every rank at the same step (the loop all-reduces the stop flag).
-    ffn_run "$FFN_RUN_DIR/train.pid" \
+    # One node (--standalone: rendezvous on localhost); rank 0 writes the model's train.pid. Under
+    # torchrun, USR1 to rank 0 stops every rank at the same step (the loop all-reduces the stop flag).
+    ffn_run "$FFN_RUN_DIR/models/*/train.pid" \
         "$PYTHON" -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node="$gpus" \
         -m ffnlib.train --config "$config" --run-dir "$FFN_RUN_DIR" --no-progress "$@"
 }

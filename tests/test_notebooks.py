@@ -3,26 +3,30 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from ffnlib import workbook
-from ffnlib.notebooks import CHECK_MARK, clean, problems, set_defaults
+from ffnlib import profiles
+from ffnlib.notebooks import CHECK_MARK, clean, problems
 
 
-@pytest.mark.parametrize("path", workbook.notebooks(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", profiles.notebooks(), ids=lambda p: p.stem)
 def test_committed_notebook_is_clean(path):
     nb = nbformat.read(path, as_version=4)
     assert problems(nb) == [], f"{path.name}: run `make clean-notebooks`"
 
 
-@pytest.mark.parametrize("path", workbook.notebooks(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", profiles.notebooks(), ids=lambda p: p.stem)
 def test_notebook_follows_the_workbook_shape(path):
-    """A parameters cell, the smoke switch right after it, and checked cells that hold their output."""
+    """A parameters cell, one call that checks it right after, short code cells, and checked cells that
+    hold their output."""
     nb = nbformat.read(path, as_version=4)
     tags = [c.metadata.get("tags", []) for c in nb.cells]
     index = next(i for i, t in enumerate(tags) if "parameters" in t)
-    assert nb.cells[index + 1].source.startswith(f'globals().update(smoke.overrides("{path.stem}", globals()))')
-    for cell in nb.cells:
+    assert nb.cells[index - 1].cell_type == "markdown" and nb.cells[index - 1].source.startswith("## Parameters")
+    assert nb.cells[index + 1].source.startswith(f'p = profiles.notebook_parameters("{path.stem}", globals())')
+    for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and cell.source.startswith(CHECK_MARK):
             assert cell.outputs, f"{path.name}: a checked cell without a stored output checks nothing"
+        if cell.cell_type == "code" and i != index:
+            assert len(cell.source.splitlines()) <= 15, f"{path.name}: cell {i} is longer than 15 lines"
         assert "pip install" not in cell.source and "import *" not in cell.source
 
 
@@ -50,16 +54,3 @@ def test_clean_keeps_only_the_checked_outputs():
     assert problems(nb) == []
     assert nb.cells[1].outputs == [] and nb.cells[1].execution_count is None
     assert nb.cells[2].outputs[0]["data"]["text/plain"] == "2"
-
-
-def test_defaults_take_the_profile_values_and_keep_comments(tmp_path):
-    params = new_code_cell('lr = 0.5  # step size = lr\nsteps = [1, 2]\nname = "x"  # kept\nseed = 0')
-    params.metadata["tags"] = ["parameters"]
-    path = tmp_path / "04_train_tsm.ipynb"
-    nbformat.write(new_notebook(cells=[params]), path)
-    profile = tmp_path / "p.yaml"
-    profile.write_text("train: {lr: 0.1, seed: 0}\nnotebooks:\n  04_train_tsm: {steps: [4], name: 'y z'}\n")
-    assert sorted(set_defaults(path, profile)) == ["lr", "name", "steps"]
-    source = nbformat.read(path, as_version=4).cells[0].source
-    assert source == 'lr = 0.1  # step size = lr\nsteps = [4]\nname = "y z"  # kept\nseed = 0'
-    assert set_defaults(path, profile) == []

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ffnlib import workbook
+from ffnlib import profiles
 from ffnlib.paths import PROJECT_ROOT
-from ffnlib.train import TrainConfig
-from ffnlib.train.__main__ import parse_overrides
-from ffnlib.train.loop import FIT_KEYS
+from ffnlib.train import FIT_KEYS, TrainConfig
+from ffnlib.train.config import parse_overrides
 
 SLURM = PROJECT_ROOT / "slurm"
 SCRIPTS = sorted(SLURM.glob("*.sbatch"))
@@ -240,16 +239,15 @@ def test_stale_train_pid_of_another_process_is_not_signalled(job):
 
 # ------------------------------------------------------------------------------------------ several GPUs
 def test_train_runs_torchrun_on_every_gpu_of_the_node(job):
-    rc, out = job.run("train.sbatch", "params.yaml", "runs/m/models/ffn", "--set", "recipe=ffn",
-                      SLURM_GPUS_ON_NODE="2")
+    rc, out = job.run("train.sbatch", "params.yaml", "runs/m", "--set", "recipe=ffn", SLURM_GPUS_ON_NODE="2")
     assert rc == 0, out
     assert job.argv() == ["-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
                           "-m", "ffnlib.train", "--config", "params.yaml", "--run-dir",
-                          str(job.root / "runs/m/models/ffn"), "--no-progress", "--set", "recipe=ffn"]
+                          str(job.root / "runs/m"), "--no-progress", "--set", "recipe=ffn"]
 
 
 def test_train_usr1_stops_rank_0_and_requeues_although_torchrun_exits_1(job):
-    proc = job.start("train.sbatch", "params.yaml", "runs/m", FAKE_MODE="train", FAKE_PIDFILE="train.pid",
+    proc = job.start("train.sbatch", "params.yaml", "runs/m", FAKE_MODE="train", FAKE_PIDFILE="models/ffn/train.pid",
                      FAKE_PARENT_EXIT="1")
     rc, out = _usr1_when(job, proc, "trainer", "started")
     assert "got USR1" in job.read("trainer") and job.read("parent") == "child exit 75\n"
@@ -261,7 +259,7 @@ def test_train_usr1_stops_rank_0_and_requeues_although_torchrun_exits_1(job):
 SWEEP = """# a comment line
 notebook 07 params.yaml runs/seed1 -p seed 1   # trailing comment
 
-train params.yaml runs/x/models/mixed --set recipe=mixed --set frame_counts=[4,16]
+train params.yaml runs/x --set recipe=mixed --set frame_counts=[4,16]
 bogus 1 2
 """
 
@@ -273,7 +271,7 @@ def test_sweep_task_runs_its_line(job):
     assert job.argv() == ["-m", "ffnlib.workbook", "run", "07", "--run-dir", str(job.root / "runs/seed1"),
                           "-f", "params.yaml", "-p", "seed", "1"]
     rc, out = job.run("sweep.sbatch", "sweep.txt", SLURM_ARRAY_TASK_ID="1", FAKE_MODE="exit75")
-    assert job.argv()[-7:] == ["--run-dir", str(job.root / "runs/x/models/mixed"), "--no-progress",
+    assert job.argv()[-7:] == ["--run-dir", str(job.root / "runs/x"), "--no-progress",
                                "--set", "recipe=mixed", "--set", "frame_counts=[4,16]"]  # no globbing
     assert job.argv()[4] == "--nproc_per_node=1"
     assert rc == 75 and job.calls() == [f"scontrol requeue {JOB_ID}"]
@@ -292,38 +290,39 @@ def _sweep_runs(path: Path) -> list[list[str]]:
     return [words for words in lines if words]
 
 
-def _notebook_models(profile: str, **params) -> dict[str, TrainConfig]:
-    """The configs notebooks 04 and 07 train, by model folder name, as their cells build them."""
-    settings = workbook.load_profile(profile)
+def _notebook_models(profile: str, overrides: dict) -> dict[str, TrainConfig]:
+    """The configs notebooks 04 and 07 train, by model folder name, as their cells build them when
+    run with `profile` and training `overrides` (reproduce --profile P --set ...)."""
+    settings = profiles.load_profile(profile)
+    base = profiles.train_config(settings, overrides)
     models = {}
     for stem in ("04_train_tsm", "07_train_ffn"):
-        notebook = workbook.find_notebook(stem)
-        declared = workbook.declared_parameters(notebook)
-        ns = {**declared, **workbook.profile_parameters(settings, notebook, set(declared)), **params}
-        base = TrainConfig.from_namespace(ns)
+        notebook = profiles.find_notebook(stem)
+        ns = {**profiles.declared_parameters(notebook), **profiles.profile_parameters(settings, notebook)}
         if stem == "04_train_tsm":
             configs = [base, *(base.replace(num_frames=t) for t in ns["st_frame_counts"])]
         else:
             configs = [base.replace(recipe="ffn"),
                        *(base.replace(recipe=b, frame_counts=ns["baseline_frame_counts"]) for b in ns["baselines"])]
-        models.update({c.run_name: c for c in configs})
+        models.update({c.model_name: c for c in configs})
     return models
 
 
 @pytest.mark.parametrize("sweep", SWEEPS, ids=lambda p: p.name)
 def test_shipped_sweeps_train_what_the_notebooks_would(sweep):
     """Each train line lands in <run>/models/<name> with the config notebooks 04/07 would use there
-    (given the seed or lam the header says to pass), so they find it finished instead of refusing it."""
+    (given the seed or lam the header says to pass with --set), so they find it finished instead of
+    refusing it."""
     runs = _sweep_runs(sweep)
     stated = re.search(r"--array=0-(\d+)", sweep.read_text())
     assert stated and int(stated.group(1)) == len(runs) - 1, "the header's --array must cover the lines"
     for kind, config_path, run_dir, *rest in runs:
         assert kind == "train" and rest[::2] == ["--set"] * (len(rest) // 2)
+        assert Path(run_dir).parent.name == "runs", "a train line names a workbook run folder"
         overrides = parse_overrides(rest[1::2])
         config = TrainConfig.from_yaml(PROJECT_ROOT / config_path, overrides)
-        assert Path(run_dir).parent.name == "models" and Path(run_dir).name == config.run_name
-        study = {k: v for k, v in overrides.items() if k in ("seed", "lam")}  # passed to notebooks with -p
-        expected = _notebook_models(Path(config_path).stem, **study)[config.run_name]
+        study = {k: v for k, v in overrides.items() if k in ("seed", "lam")}  # passed to notebooks with --set
+        expected = _notebook_models(Path(config_path).stem, study)[config.model_name]
         assert {k: config.to_dict()[k] for k in FIT_KEYS} == {k: expected.to_dict()[k] for k in FIT_KEYS}
 
 
