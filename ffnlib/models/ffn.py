@@ -2,10 +2,10 @@
 
 The sub-networks ("branches", one per count in `frame_counts`, default 4, 8, 16) share every conv
 and the fc, and keep private
-  - every BatchNorm (stem `bn1`, `bn1/bn2/bn3` of each bottleneck, the downsample BN): keys
-    `<bn name>.<branch>.*`, branch 0 being the smallest count;
-  - one depthwise 1x1 conv per bottleneck, `adaconv.<branch>` ("weight alteration"), applied after
-    the shift: `out = shift(x); out = out + adaconv(out)`.
+  - every BatchNorm (stem `bn1`, `bn1/bn2/bn3` of each bottleneck or `bn1/bn2` of each basic block,
+    the downsample BN): keys `<bn name>.<branch>.*`, branch 0 being the smallest count;
+  - one depthwise 1x1 conv per block, `adaconv.<branch>` ("weight alteration"), applied after the
+    shift, before conv1: `out = shift(x); out = out + adaconv(out)`.
 
 Forward:
   - `model(x)`, x (B, C, T, H, W) any T: logits (B, classes) from the branch whose count is nearest
@@ -194,7 +194,8 @@ class UnsharedFFN(FrameFlexible, nn.Module):
         return network.head(network._features(x, 0, shift_frames))
 
 
-NOT_WITHOUT_SHARING = {"adaconv": True, "private_bn": False, "adaconv_init": None}
+# FFN keywords that need shared weights: keyword -> the value refused without sharing (None: any value).
+_NEEDS_SHARING = {"adaconv": True, "private_bn": False, "adaconv_init": None}
 
 
 def ffn_resnet(num_classes: int, *, weight_sharing: bool = True, **kwargs) -> FFNResNet | UnsharedFFN:
@@ -205,9 +206,9 @@ def ffn_resnet(num_classes: int, *, weight_sharing: bool = True, **kwargs) -> FF
         raise ValueError(f"weight_sharing must be True or False, got {weight_sharing!r}")
     if weight_sharing:
         return FFNResNet(num_classes, **kwargs)
-    for key, refused in NOT_WITHOUT_SHARING.items():
+    for key, refused in _NEEDS_SHARING.items():
         if key in kwargs and (refused is None or kwargs[key] == refused):
             raise ValueError(f"weight_sharing=False gives every frame count its own network (own BNs, no "
                              f"adaconv): {key}={kwargs[key]!r} does not apply")
-    kwargs = {k: v for k, v in kwargs.items() if k not in NOT_WITHOUT_SHARING}
+    kwargs = {k: v for k, v in kwargs.items() if k not in _NEEDS_SHARING}
     return UnsharedFFN(num_classes, **kwargs)
