@@ -26,6 +26,15 @@ def test_groups_carry_the_official_multipliers(name):
             assert p.dim() == 4 and (group["lr"], group["weight_decay"]) == (pytest.approx(0.02), 1e-4), key
 
 
+def test_every_network_of_an_unshared_ffn_has_its_fc_in_the_fc_groups():
+    config = TrainConfig(lr=0.02, weight_decay=1e-4)
+    model = create_model("ffn_small", num_classes=5, weight_sharing=False)
+    groups = {g["name"]: g for g in make_optimizer(model, config).param_groups}
+    assert {id(p) for p in groups["fc_weight"]["params"]} == {id(n.fc.weight) for n in model.branches}
+    assert {id(p) for p in groups["fc_bias"]["params"]} == {id(n.fc.bias) for n in model.branches}
+    assert groups["fc_weight"]["lr"] == pytest.approx(0.1) and groups["fc_bias"]["lr"] == pytest.approx(0.2)
+
+
 def test_set_lr_keeps_the_multipliers():
     model = create_model("tsm_small", num_classes=5)
     optimizer = make_optimizer(model, TrainConfig())

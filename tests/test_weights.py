@@ -1,12 +1,13 @@
 """ImageNet initialisation from a torchvision-format state dict (faked from a TSM model: TSM-ResNet
-names are torchvision names), without real weights or torchvision."""
+names are torchvision names; or written out by torchvision's key rules for ResNet-18/50/101), without
+real weights or torchvision."""
 import builtins
 
 import pytest
 import torch
 
-from ffnlib.models import BranchNorm, create_model, load_imagenet
-from ffnlib.models.weights import source_key_map
+from ffnlib.models import BranchNorm, UnsharedFFN, create_model, imagenet_url, load_imagenet
+from ffnlib.models.weights import describe_source, source_key_map
 
 TINY = dict(layers=(1, 2, 1, 1), width=4, stem_channels=16, stem_kernel=3, stem_stride=2, stem_pool=False)
 
@@ -146,3 +147,162 @@ def test_imagenet_without_torchvision_says_to_pass_a_path(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", broken)
     with pytest.raises(RuntimeError, match=r"torchvision does not import here.*pass its local\s+path"):
         create_model("tsm_resnet50", 174, pretrained="imagenet")
+
+
+# ------------------------------------------------------------------ torchvision's key rules, every depth
+def torchvision_shapes(depth):
+    """Key -> shape of torchvision's `resnet<depth>().state_dict()`, written from its rules (torchvision
+    does not import here): stem conv1/bn1; per stage `layer<s>.<i>.conv<k>/bn<k>` (2 3x3 convs in a
+    basic block, 1x1-3x3-1x1 in a bottleneck of expansion 4) and `downsample.0/1` in a stage's first
+    block when the stride or the width changes; fc 1000-way."""
+    block, layers = {18: ("basic", (2, 2, 2, 2)), 50: ("bottleneck", (3, 4, 6, 3)),
+                     101: ("bottleneck", (3, 4, 23, 3))}[depth]
+    expansion = 1 if block == "basic" else 4
+    shapes = {"conv1.weight": (64, 3, 7, 7)}
+
+    def bn(name, c):
+        shapes.update({f"{name}.weight": (c,), f"{name}.bias": (c,), f"{name}.running_mean": (c,),
+                       f"{name}.running_var": (c,), f"{name}.num_batches_tracked": ()})
+
+    bn("bn1", 64)
+    inplanes = 64
+    for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers), start=1):
+        for i in range(blocks):
+            p = f"layer{stage}.{i}"
+            if block == "basic":
+                convs = [(inplanes, planes, 3), (planes, planes, 3)]
+            else:
+                convs = [(inplanes, planes, 1), (planes, planes, 3), (planes, planes * 4, 1)]
+            for k, (cin, cout, size) in enumerate(convs, start=1):
+                shapes[f"{p}.conv{k}.weight"] = (cout, cin, size, size)
+                bn(f"{p}.bn{k}", cout)
+            if i == 0 and (stage > 1 or inplanes != planes * expansion):
+                shapes[f"{p}.downsample.0.weight"] = (planes * expansion, inplanes, 1, 1)
+                bn(f"{p}.downsample.1", planes * expansion)
+            inplanes = planes * expansion
+    shapes.update({"fc.weight": (1000, inplanes), "fc.bias": (1000,)})
+    return shapes
+
+
+def torchvision_state(depth, device="cpu", seed=0):
+    """Random values (distinct per tensor) in torchvision's layout; on the meta device: shapes only."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in torchvision_shapes(depth).items():
+        if device == "meta":
+            state[key] = torch.empty(shape, dtype=torch.int64 if not shape else torch.float32, device="meta")
+        elif key.endswith("num_batches_tracked"):
+            state[key] = torch.randint(1, 100, (), generator=g)
+        else:
+            state[key] = torch.rand(shape, generator=g) + 0.5
+    return state
+
+
+@pytest.mark.parametrize("depth", [18, 50, 101])
+def test_every_depth_has_torchvision_keys_and_shapes(depth):
+    with torch.device("meta"):
+        model = create_model(f"tsm_resnet{depth}", num_classes=1000)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == torchvision_shapes(depth)
+    assert len(torchvision_shapes(depth)) == {18: 122, 50: 320, 101: 626}[depth]
+
+
+@pytest.mark.parametrize("depth", [18, 101])
+@pytest.mark.parametrize("kind", ["tsm", "ffn", "ffn_unshared"])
+def test_every_torchvision_tensor_is_placed(depth, kind):
+    """Keys and shapes of every variant against torchvision's state dict, on the meta device."""
+    with torch.device("meta"):
+        model = create_model(f"{kind.split('_')[0]}_resnet{depth}", num_classes=174,
+                             **(dict(weight_sharing=False) if kind == "ffn_unshared" else {}))
+    report = load_imagenet(model, torchvision_state(depth, "meta"))
+    source_keys = set(torchvision_shapes(depth)) - {"fc.weight", "fc.bias"}
+    mapping = source_key_map(model)
+    assert {src for src in mapping.values() if src is not None} == source_keys
+    copies = {"tsm": 1, "ffn": 3, "ffn_unshared": 3}[kind]
+    num_bn_tensors = sum(1 for k in source_keys if ".bn" in k or k.startswith("bn") or ".downsample.1." in k)
+    if kind == "ffn":  # convs once, every BN tensor into each of the 3 copies
+        assert len(report.loaded) == len(source_keys) - num_bn_tensors + 3 * num_bn_tensors
+    else:  # one whole copy per network
+        assert len(report.loaded) == copies * len(source_keys)
+    # left at their init: the fc (one per network), FFN's adaconv (one per block and branch)
+    adaconvs = 3 * len(model.blocks()) if kind == "ffn" else 0
+    assert len(report.initialised) == 2 * (3 if kind == "ffn_unshared" else 1) + adaconvs
+
+
+def test_resnet18_values_land_in_tsm_ffn_and_every_unshared_network():
+    source = torchvision_state(18)
+    tsm = create_model("tsm_resnet18", num_classes=174, pretrained=source)
+    ffn = create_model("ffn_resnet18", num_classes=174, pretrained=source)
+    unshared = create_model("ffn_resnet18", num_classes=174, weight_sharing=False, pretrained=source)
+    tsm_state, ffn_state, unshared_state = tsm.state_dict(), ffn.state_dict(), unshared.state_dict()
+    for key, value in source.items():
+        if key.startswith("fc."):
+            continue
+        assert torch.equal(tsm_state[key], value), key
+        parent, _, leaf = key.rpartition(".")
+        if isinstance(ffn.get_submodule(parent), BranchNorm):
+            for branch in range(3):
+                assert torch.equal(ffn_state[f"{parent}.{branch}.{leaf}"], value), (key, branch)
+        else:
+            assert torch.equal(ffn_state[key], value), key
+        for branch in range(3):
+            assert torch.equal(unshared_state[f"branches.{branch}.{key}"], value), (key, branch)
+    for model in (tsm, *unshared.branches):  # the new 174-way fc keeps its init
+        assert model.fc.weight.shape == (174, 512) and model.fc.weight.std() < 0.01
+    assert isinstance(ffn.layer2[0].downsample[1], BranchNorm)
+    assert torch.equal(ffn.layer2[0].downsample[1][2].running_mean, source["layer2.0.downsample.1.running_mean"])
+
+
+def test_a_file_of_another_depth_is_a_clear_error():
+    with torch.device("meta"):
+        r50 = create_model("ffn_resnet50", num_classes=174)
+        r18 = create_model("tsm_resnet18", num_classes=174)
+    with pytest.raises(ValueError, match=r"unexpected source keys \(layer1\.0\.bn3.*The source holds resnet50 "
+                                         r"\(bottleneck blocks, layers 3,4,6,3, width 64\); the model is resnet18.*"
+                                         r"resnet18: https://download.pytorch.org/models/resnet18-f37072fd.pth"):
+        load_imagenet(r18, torchvision_state(50, "meta"))
+    with pytest.raises(ValueError, match=r"missing from the source.*The source holds resnet18 \(basic blocks, layers "
+                                         r"2,2,2,2, width 64\); the model is resnet50"):
+        load_imagenet(r50, torchvision_state(18, "meta"))
+    with torch.device("meta"):
+        r101 = create_model("tsm_resnet101", num_classes=174)
+    with pytest.raises(ValueError, match=r"unexpected source keys \(layer3\.10\..*the model is resnet50"):
+        load_imagenet(r50, torchvision_state(101, "meta"))
+    with pytest.raises(ValueError, match=r"missing from the source \(layer3\.10\..*holds resnet50.*the model is resnet101"):
+        load_imagenet(r101, torchvision_state(50, "meta"))
+    assert describe_source({"layer1.0.conv1.weight": torch.zeros(8, 4, 1, 1), "layer1.0.conv3.weight": torch.zeros(1)}) \
+        == "bottleneck blocks, layers 1,0,0,0, width 8"
+
+
+@pytest.mark.parametrize("name,file", [("tsm_resnet18", "resnet18-f37072fd.pth"), ("ffn_resnet50", "resnet50-0676ba61.pth"),
+                                       ("ffn_resnet101", "resnet101-63fe2227.pth")])
+def test_imagenet_without_torchvision_names_the_file_of_the_depth(monkeypatch, name, file):
+    real_import = builtins.__import__
+
+    def broken(module, *args, **kwargs):
+        if module.startswith("torchvision"):
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real_import(module, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with torch.device("meta"):
+        with pytest.raises(RuntimeError, match=f"Download https://download.pytorch.org/models/{file} .*{file}"):
+            create_model(name, 174, pretrained="imagenet")
+    assert imagenet_url(file.split("-")[0]).endswith(file)
+
+
+def test_imagenet_for_an_architecture_without_weights_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"tsm_small: ImageNet weights exist for resnet18, resnet50, resnet101 only"):
+        create_model("tsm_small", 8, pretrained="imagenet")
+    with pytest.raises(ValueError, match="ImageNet weights exist for resnet18, resnet50, resnet101 only, not 'resnet34'"):
+        imagenet_url("resnet34")
+
+
+def test_unshared_ffn_loads_every_network_from_a_tiny_source():
+    model = create_model("ffn_resnet", num_classes=5, weight_sharing=False, **TINY)
+    assert isinstance(model, UnsharedFFN)
+    source = fake_torchvision()
+    report = load_imagenet(model, source)
+    for i, network in enumerate(model.branches):
+        state = network.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in source.items() if not k.startswith("fc.")), i
+    assert sorted(report.initialised) == [f"branches.{i}.fc.{leaf}" for i in range(3) for leaf in ("bias", "weight")]

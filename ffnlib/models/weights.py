@@ -1,18 +1,22 @@
-"""ImageNet initialisation from a torchvision-format ResNet state dict.
+"""ImageNet initialisation from a torchvision-format ResNet state dict (ResNet-18, -50 or -101).
 
 TSM-ResNet keys are torchvision keys, so they load one to one. FFN-ResNet maps every BN key
 `<bn>.<param>` (running statistics included) onto each private copy `<bn>.<branch>.<param>`, and
-`downsample.0/1` onto the shared downsample conv and the private downsample BNs. The fc (a new task)
-and the adaconv adapters (no ImageNet counterpart) keep their fresh initialisation.
+`downsample.0/1` onto the shared downsample conv and the private downsample BNs. An FFN without
+weight sharing (`UnsharedFFN`) loads the whole source into each of its networks
+(`branches.<i>.<key>` <- `<key>`). The fc (a new task) and the adaconv adapters (no ImageNet
+counterpart) keep their fresh initialisation.
 
 Loading is strict otherwise: a source key the model cannot place, a model key the source lacks or a
-shape that differs is an error that names the keys (usually: the architecture is not ResNet-50).
-The weights come from a local file (`torch.load(weights_only=True)`); `imagenet_state_dict()` asks
-torchvision's weight registry only where torchvision imports.
+shape that differs is an error that names the keys and says which depth the source and the model
+are. The weights come from a local file (`torch.load(weights_only=True)`; torchvision's files:
+`IMAGENET_FILES`); `imagenet_state_dict(arch)` asks torchvision's weight registry only where
+torchvision imports.
 """
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +24,16 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .resnet import BranchNorm
+from .ffn import UnsharedFFN
+from .resnet import ARCH_KEYS, ARCHITECTURES, BranchNorm
 
 log = logging.getLogger(__name__)
 
-IMAGENET_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"  # torchvision IMAGENET1K_V1
+# torchvision's IMAGENET1K_V1 weights (what TSM and FFN start from), by architecture name.
+IMAGENET_FILES = {"resnet18": "resnet18-f37072fd.pth", "resnet50": "resnet50-0676ba61.pth",
+                  "resnet101": "resnet101-63fe2227.pth"}
+_TORCHVISION_WEIGHTS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights",
+                        "resnet101": "ResNet101_Weights"}
 _NEW_PREFIXES = ("fc.",)  # source keys never loaded: the classifier is new
 _OPTIONAL_LEAVES = ("num_batches_tracked",)  # absent from old torchvision files; not an error
 
@@ -49,8 +58,53 @@ def _summarise(keys: list[str], limit: int = 4) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "") if keys else "none"
 
 
+def imagenet_url(arch: str) -> str:
+    """The download URL of torchvision's ImageNet weights for `arch` (resnet18, resnet50, resnet101)."""
+    if arch not in IMAGENET_FILES:
+        raise ValueError(f"ImageNet weights exist for {', '.join(IMAGENET_FILES)} only, not {arch!r}")
+    return f"https://download.pytorch.org/models/{IMAGENET_FILES[arch]}"
+
+
+def _weights_help() -> str:
+    return "; ".join(f"{arch}: {imagenet_url(arch)}" for arch in IMAGENET_FILES)
+
+
+def torchvision_arch(model: nn.Module, where: str | None = None) -> str:
+    """The name (resnet18, resnet50, resnet101) of the torchvision ResNet `model` is built on; a
+    ValueError naming `where` (default: the model's class) when it is none of them."""
+    arch = getattr(model, "arch", None)
+    for name in IMAGENET_FILES:
+        if arch == {key: ARCHITECTURES[name][key] for key in ARCH_KEYS}:
+            return name
+    raise ValueError(f"{where or type(model).__name__}: ImageNet weights exist for {', '.join(IMAGENET_FILES)} "
+                     f"only; this model's architecture {arch} is none of them")
+
+
+def describe_source(source: Mapping[str, Tensor]) -> str:
+    """What ResNet a torchvision-format state dict holds, from its keys: e.g. "resnet18 (basic blocks,
+    layers 2,2,2,2, width 64)", or the block type, layers and width when it is no named depth."""
+    blocks: dict[int, set[int]] = {1: set(), 2: set(), 3: set(), 4: set()}
+    for key in source:
+        match = re.match(r"layer([1-4])\.(\d+)\.", key)
+        if match:
+            blocks[int(match[1])].add(int(match[2]))
+    layers = tuple(len(blocks[i]) for i in range(1, 5))
+    block = "bottleneck" if any(re.match(r"layer\d\.\d+\.conv3\.weight$", k) for k in source) else "basic"
+    first = source.get("layer1.0.conv1.weight")
+    width = int(first.shape[0]) if isinstance(first, Tensor) and first.dim() else None
+    text = f"{block} blocks, layers {','.join(map(str, layers))}, width {width}"
+    for name in IMAGENET_FILES:
+        arch = ARCHITECTURES[name]
+        if (arch["block"], tuple(arch["layers"]), arch["width"]) == (block, layers, width):
+            return f"{name} ({text})"
+    return text
+
+
 def source_key_map(model: nn.Module) -> dict[str, str | None]:
     """Model state key -> torchvision key it is loaded from (None: newly initialised)."""
+    if isinstance(model, UnsharedFFN):  # every network from the whole source
+        return {f"branches.{i}.{key}": src for i, network in enumerate(model.branches)
+                for key, src in source_key_map(network).items()}
     branch_norms = {name for name, m in model.named_modules() if isinstance(m, BranchNorm)}
     mapping: dict[str, str | None] = {}
     for key in model.state_dict():
@@ -69,8 +123,8 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A state dict from a local file (tensors only, read with `weights_only=True`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weight file (expected a torchvision-format ResNet-50 "
-                                f"state dict, e.g. {IMAGENET_URL.rsplit('/', 1)[-1]})")
+        raise FileNotFoundError(f"{path}: no such weight file (expected a torchvision-format ResNet state "
+                                f"dict, as torchvision's {', '.join(IMAGENET_FILES.values())})")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a flat state dict of tensors (torchvision format), got "
@@ -78,21 +132,24 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return dict(state)
 
 
-def imagenet_state_dict() -> dict[str, Tensor]:
-    """torchvision's ImageNet ResNet-50 (IMAGENET1K_V1, what TSM and FFN start from), where torchvision imports."""
+def imagenet_state_dict(arch: str = "resnet50") -> dict[str, Tensor]:
+    """torchvision's ImageNet weights (IMAGENET1K_V1, what TSM and FFN start from) for `arch`
+    (resnet18, resnet50 or resnet101), where torchvision imports."""
+    url = imagenet_url(arch)
     try:
         import torchvision  # noqa: F401  (its CPU/CUDA build may not match torch here)
-        from torchvision.models import ResNet50_Weights
+        from torchvision import models
     except Exception as error:  # ImportError, or RuntimeError "operator torchvision::nms does not exist"
         raise RuntimeError(
             f"pretrained='imagenet' needs torchvision's weight registry, but torchvision does not import "
-            f"here ({type(error).__name__}: {error}). Download {IMAGENET_URL} elsewhere and pass its local "
-            f"path: create_model(..., pretrained='/path/to/resnet50-0676ba61.pth')") from error
-    return ResNet50_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+            f"here ({type(error).__name__}: {error}). Download {url} elsewhere and pass its local "
+            f"path: create_model(..., pretrained='/path/to/{IMAGENET_FILES[arch]}')") from error
+    return getattr(models, _TORCHVISION_WEIGHTS[arch]).IMAGENET1K_V1.get_state_dict(progress=False)
 
 
 def load_imagenet(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | str | Path) -> LoadReport:
-    """Initialise `model` (TSM- or FFN-ResNet) from a torchvision-format ResNet state dict, in place.
+    """Initialise `model` (TSM-ResNet, FFN-ResNet or UnsharedFFN) from a torchvision-format ResNet state
+    dict of the same depth, in place.
 
     Raises ValueError, naming the keys, on a source key the model cannot place, a model key the
     source lacks, or a shape mismatch; nothing is modified in that case.
@@ -133,9 +190,14 @@ def load_imagenet(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | s
         problems.append(f"{len(mismatched)} shape mismatches ({_summarise(mismatched, 3)})")
     if problems:
         arch = getattr(model, "arch", {})
+        try:
+            model_is = torchvision_arch(model)
+        except ValueError:
+            model_is = "no torchvision depth"
         raise ValueError(f"cannot load {where} into {type(model).__name__} {arch}: " + "; ".join(problems)
-                         + ". The source must be a torchvision-format ResNet of the same architecture "
-                           "(ImageNet weights exist for ResNet-50 only).")
+                         + f". The source holds {describe_source(source)}; the model is {model_is}. The source "
+                           f"must be a torchvision-format ResNet of the model's depth (ImageNet weights: "
+                           f"{_weights_help()}).")
     with torch.no_grad():
         for key in report.loaded:
             target[key].copy_(source[mapping[key]])

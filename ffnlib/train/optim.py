@@ -27,7 +27,8 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if name.startswith("fc."):
+        owner = name.rpartition(".")[0]
+        if owner == "fc" or owner.endswith(".fc"):  # the fc, or each network's (an FFN without weight sharing)
             key = "fc_bias" if name.endswith("bias") else "fc_weight"
         elif id(param) in norm_params or name.endswith("bias"):
             key = "no_decay"
