@@ -60,11 +60,11 @@ def imported_config(spec: OfficialCheckpoint, profile: str | Path, overrides: di
     implied["model_kwargs"] = {**given_kwargs, **implied_kwargs}
     if spec.family == "tsm":
         if "num_frames" in overrides:
-            if spec.train_frames and spec.train_frames != overrides["num_frames"]:
+            if spec.num_frames and spec.num_frames != overrides["num_frames"]:
                 log.warning("%s: its file name says it was trained at %dF; --set num_frames=%s is used",
-                            spec.source, spec.train_frames, overrides["num_frames"])
-        elif spec.train_frames:
-            implied["num_frames"] = spec.train_frames
+                            spec.source, spec.num_frames, overrides["num_frames"])
+        elif spec.num_frames:
+            implied["num_frames"] = spec.num_frames
         else:
             log.info("%s: the training T is not in the file; num_frames=%d from %s (--set num_frames=T to change)",
                      spec.source, base.num_frames, profile)

@@ -77,7 +77,7 @@ def test_every_official_tensor_lands_in_its_ffnlib_tensor(states, loaded, layout
     assert (spec.family, spec.depth, spec.num_classes, spec.epoch, spec.best_prec1) == (family, 50, NUM_CLASSES, 50, 63.61)
     assert spec.layout == ("tsm_repo" if layout == "tsm_repo" else "ffn_repo")
     assert spec.frame_counts == (COUNTS if family == "ffn" else ())
-    assert spec.train_frames == (16 if layout == "tsm_repo" else None)  # from the TSM repo's file name
+    assert spec.num_frames == (16 if layout == "tsm_repo" else None)  # from the TSM repo's file name
     if family == "ffn":
         assert (model.frame_counts, model.adaconv_init, model.shift_mode) == (COUNTS, "official", "official")
 

@@ -89,17 +89,17 @@ def test_a_checkpoint_for_another_dataset_is_refused(tmp_path, tiny_root, profil
     assert not (tmp_path / "run").exists()
 
 
-def spec(family="tsm", train_frames=None, **kwargs) -> OfficialCheckpoint:
+def spec(family="tsm", num_frames=None, **kwargs) -> OfficialCheckpoint:
     implied = {"adaconv_init": "official", "shift_mode": "official", "frame_counts": COUNTS} if family == "ffn" else {}
     return OfficialCheckpoint(source="f.pth", layout="ffn_repo", family=family, depth=50, num_classes=174,
-                              frame_counts=COUNTS if family == "ffn" else (), train_frames=train_frames,
+                              frame_counts=COUNTS if family == "ffn" else (), num_frames=num_frames,
                               model_kwargs={**implied, **kwargs})
 
 
 @pytest.mark.parametrize("checkpoint, overrides, num_frames, run_name", [
     (spec(), {}, 16, "vanilla_16f"),  # nothing says: the profile's num_frames
-    (spec(train_frames=8), {}, 8, "st_8f"),  # the TSM repo's file name
-    (spec(train_frames=8), {"num_frames": 16}, 16, "vanilla_16f"),  # --set wins
+    (spec(num_frames=8), {}, 8, "st_8f"),  # the TSM repo's file name
+    (spec(num_frames=8), {"num_frames": 16}, 16, "vanilla_16f"),  # --set wins
 ])
 def test_the_training_t_of_a_tsm(profile, checkpoint, overrides, num_frames, run_name):
     config = official_import.imported_config(checkpoint, profile, overrides)

@@ -54,7 +54,7 @@ blocks per stage, hence the depth (ResNet-18/50/101; the model is built with
 `create_model(f"{family}_resnet{depth}", num_classes, ...)`), the number of classes (the
 classifier's rows) and FFN's frame counts (the stem BN suffixes). The frame count a TSM was trained
 with is not in the weights: the TSM repository's file names carry it (`..._segment16_...`), and so
-does its fold (`shift8`); `OfficialCheckpoint.train_frames` is None otherwise.
+does its fold (`shift8`); `OfficialCheckpoint.num_frames` is None otherwise.
 
 Settings the weights imply
 --------------------------
@@ -111,7 +111,7 @@ class OfficialCheckpoint:
     depth: int  # 18, 50, 101...
     num_classes: int
     frame_counts: tuple = ()  # FFN: the trained frame counts (4, 8, 16); TSM: ()
-    train_frames: int | None = None  # TSM: the T it was trained at, where the file name says it
+    num_frames: int | None = None  # TSM: the T it was trained at, where the file name says it
     model_kwargs: dict = field(default_factory=dict)  # create_model keywords the weights imply
     epoch: int | None = None  # from the file: epochs trained
     best_prec1: float | None = None  # from the file: the official validation top-1 it was saved with
@@ -127,7 +127,7 @@ class OfficialCheckpoint:
 
     def __str__(self) -> str:
         frames = (f"frame counts {'/'.join(map(str, self.frame_counts))}" if self.family == "ffn" else
-                  f"trained at {self.train_frames}F" if self.train_frames else "training T not in the file")
+                  f"trained at {self.num_frames}F" if self.num_frames else "training T not in the file")
         return (f"{self.model_name} ({self.layout}), {self.num_classes} classes, {frames}, epoch {self.epoch}, "
                 f"best_prec1 {self.best_prec1}")
 
@@ -273,7 +273,7 @@ def inspect_official(state: dict[str, Tensor], meta: dict | None = None, source:
     best = _number(meta.get("best_prec1"), float)
     return OfficialCheckpoint(
         source=source, layout=layout, family=family, depth=depth, num_classes=num_classes, frame_counts=counts,
-        train_frames=int(segments.group(1)) if segments and family == "tsm" else None, model_kwargs=kwargs,
+        num_frames=int(segments.group(1)) if segments and family == "tsm" else None, model_kwargs=kwargs,
         epoch=_number(meta.get("epoch"), int), best_prec1=best,
         arch=meta.get("arch") if isinstance(meta.get("arch"), str) else None)
 
