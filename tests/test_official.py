@@ -25,7 +25,8 @@ LAYOUT_FILES = {"ffn": "tsm_ffn_sthv2.pth.tar", "tsm": "tsm_sthv2.pth.tar",
 
 @pytest.fixture(scope="module")
 def states():
-    return {layout: random_state(official_shapes(layout, num_classes=NUM_CLASSES), seed) for seed, layout in enumerate(LAYOUT_FILES)}
+    return {layout: random_state(official_shapes(layout, num_classes=NUM_CLASSES), seed)
+            for seed, layout in enumerate(LAYOUT_FILES)}
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,8 @@ def test_missing_num_batches_tracked_is_no_error(states):
     (lambda s: s.update({"base_model.layer1.0.adaconv_32.weight": torch.zeros(64, 1, 1, 1)}),
      r"no model tensor takes 1: base_model\.layer1\.0\.adaconv_32\.weight"),
     (lambda s: s.update({"base_model.layer3.2.conv2.weight": torch.zeros(256, 256, 1, 1)}),
-     r"do not fit 1: base_model\.layer3\.2\.conv2\.weight \(256, 256, 1, 1\) \(model layer3\.2\.conv2\.weight \(256, 256, 3, 3\)\)"),
+     r"do not fit 1: base_model\.layer3\.2\.conv2\.weight \(256, 256, 1, 1\) "
+     r"\(model layer3\.2\.conv2\.weight \(256, 256, 3, 3\)\)"),
 ])
 def test_keys_and_shapes_that_do_not_fit_are_named_and_change_nothing(states, loaded, change, message):
     state = dict(states["ffn"])
@@ -175,7 +177,8 @@ def test_the_file_is_read_on_the_cpu_with_weights_only(tmp_path, monkeypatch):
 
 def test_keywords_that_contradict_the_weights_are_refused(loaded):
     spec = loaded["ffn"].official
-    with pytest.raises(OfficialCheckpointError, match=r"the weights imply frame_counts=\(4, 8, 16\); got frame_counts=\(4, 16\)"):
+    with pytest.raises(OfficialCheckpointError,
+                       match=r"the weights imply frame_counts=\(4, 8, 16\); got frame_counts=\(4, 16\)"):
         official.build_model(spec, frame_counts=(4, 16))
     assert official.build_model(spec, dropout=0.3, frame_counts=COUNTS).dropout.p == 0.3
 
@@ -229,3 +232,11 @@ def test_branch_norms_are_what_the_mapping_expects():
     """The mapping finds FFN's private BatchNorms as BranchNorm modules; guard that assumption."""
     model = create_model("ffn_small", 3)
     assert isinstance(model.bn1, BranchNorm) and isinstance(model.layer2[0].downsample[1], BranchNorm)
+
+
+def test_a_tsm_repository_file_name_gives_the_fold_and_the_training_t():
+    state = _shapes_only(official_shapes("tsm_repo"))
+    spec = official.inspect_official(state, {}, "/d/TSM_somethingv2_RGB_resnet50_shift4_blockres_avg_segment8_e45.pth")
+    assert (spec.model_kwargs, spec.num_frames) == ({"fold_div": 4}, 8)
+    other = official.inspect_official(state, {}, "/d/my_tsm_shift4_segment8.pth")  # not the TSM repo's pattern
+    assert (other.model_kwargs, other.num_frames) == ({}, None)

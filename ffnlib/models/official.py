@@ -53,8 +53,9 @@ repository when some conv1 is wrapped), the block type (Bottleneck when blocks h
 blocks per stage, hence the depth (ResNet-18/50/101; the model is built with
 `create_model(f"{family}_resnet{depth}", num_classes, ...)`), the number of classes (the
 classifier's rows) and FFN's frame counts (the stem BN suffixes). The frame count a TSM was trained
-with is not in the weights: the TSM repository's file names carry it (`..._segment16_...`), and so
-does its fold (`shift8`); `OfficialCheckpoint.num_frames` is None otherwise.
+with is not in the weights: the TSM repository's file names carry it (`TSM_somethingv2_RGB_resnet50_
+shift8_blockres_avg_segment16_e45.pth`: fold_div 8, 16 frames); `OfficialCheckpoint.num_frames` is None
+otherwise.
 
 Settings the weights imply
 --------------------------
@@ -204,11 +205,13 @@ def _number(value, kind):
     return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def inspect_official(state: dict[str, Tensor], meta: dict | None = None, source: str = "a state dict") -> OfficialCheckpoint:
+def inspect_official(state: dict[str, Tensor], meta: dict | None = None,
+                     source: str = "a state dict") -> OfficialCheckpoint:
     """Detect what an official state dict (already unwrapped: keys `base_model.*`, `new_fc.*`) holds.
 
     `meta` is the file's other entries (epoch, arch, best_prec1); `source` names the file in errors,
-    and its name is searched for the TSM repository's `segment<T>` and `shift<fold_div>`.
+    and a name in the TSM repository's pattern (`TSM_<dataset>_RGB_<arch>_shift<fold_div>_blockres_avg_segment<T>_
+    e<epochs>.pth`) gives the fold and the T it was trained at.
     """
     meta = meta or {}
     name = Path(source).name
@@ -216,7 +219,8 @@ def inspect_official(state: dict[str, Tensor], meta: dict | None = None, source:
     if strangers:
         hint = (" (a torchvision ImageNet ResNet? pass it as create_model(..., pretrained=path))"
                 if "conv1.weight" in state else "")
-        raise _fail(source, f"keys outside the official TSN wrapper (base_model.*, new_fc.*): {_summarise(strangers)}{hint}")
+        raise _fail(source, "keys outside the official TSN wrapper (base_model.*, new_fc.*): "
+                    f"{_summarise(strangers)}{hint}")
     if any(k.startswith("base_model.layer2.net.") for k in state):
         raise _fail(source, "has temporal pooling (TSM repository's tpool models): not supported by ffnlib")
     if any(".nl." in k for k in state):
@@ -241,12 +245,14 @@ def inspect_official(state: dict[str, Tensor], meta: dict | None = None, source:
     depth = DEPTHS.get((block_type, layers))
     if depth is None:
         raise _fail(source, f"a ResNet with {block_type} blocks {layers} is none of ResNet-18/34/50/101/152")
-    if isinstance(meta.get("arch"), str) and re.fullmatch(r"resnet\d+", meta["arch"]) and meta["arch"] != f"resnet{depth}":
-        raise _fail(source, f"its 'arch' says {meta['arch']} but its weights are a ResNet-{depth}")
+    arch = meta.get("arch")
+    if isinstance(arch, str) and re.fullmatch(r"resnet\d+", arch) and arch != f"resnet{depth}":
+        raise _fail(source, f"its 'arch' says {arch} but its weights are a ResNet-{depth}")
 
     classifier = [k for k in state if k.startswith(CLASSIFIERS) and k.endswith(".weight")]
     if len(classifier) != 1:
-        raise _fail(source, f"expected one classifier (new_fc.weight or base_model.fc.weight), found {classifier or 'none'}")
+        raise _fail(source, "expected one classifier (new_fc.weight or base_model.fc.weight), "
+                    f"found {classifier or 'none'}")
     num_classes = int(state[classifier[0]].shape[0])
 
     counts = tuple(sorted({int(m.group(1)) for m in map(_FFN_STEM.match, state) if m}))
@@ -266,16 +272,16 @@ def inspect_official(state: dict[str, Tensor], meta: dict | None = None, source:
             raise _fail(source, f"shifts blocks {sorted(wrapped)}: neither every block nor every other one")
         if every != 1:
             kwargs[SHIFT_EVERY] = every
-    fold = re.search(r"_shift(\d+)_", name)
+    # The TSM repository names its files by their settings: the fold (shift8) and the training T (segment16).
+    fold = re.search(r"_shift(\d+)_", name) if tsm_repo_name else None
     if fold and int(fold.group(1)) != 8:
         kwargs["fold_div"] = int(fold.group(1))
-    segments = re.search(r"_segment(\d+)", name)
+    segments = re.search(r"_segment(\d+)_", name) if tsm_repo_name else None
     best = _number(meta.get("best_prec1"), float)
     return OfficialCheckpoint(
         source=source, layout=layout, family=family, depth=depth, num_classes=num_classes, frame_counts=counts,
         num_frames=int(segments.group(1)) if segments and family == "tsm" else None, model_kwargs=kwargs,
-        epoch=_number(meta.get("epoch"), int), best_prec1=best,
-        arch=meta.get("arch") if isinstance(meta.get("arch"), str) else None)
+        epoch=_number(meta.get("epoch"), int), best_prec1=best, arch=arch if isinstance(arch, str) else None)
 
 
 # ------------------------------------------------------------------------------------------ mapping
