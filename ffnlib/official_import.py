@@ -27,10 +27,13 @@ import logging
 import sys
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from ffnlib.datasets import LABELS_FILE, read_labels
 from ffnlib.models.official import OfficialCheckpoint, OfficialCheckpointError, load_official_checkpoint
 from ffnlib.paths import project_path, write_text_atomic
-from ffnlib.train import RunFolder, TrainConfig, save_checkpoint
+from ffnlib.train import RunFolder, TrainConfig, build_model, load_model_state, save_checkpoint
 from ffnlib.train.__main__ import parse_overrides
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,23 @@ def check_classes(config: TrainConfig, spec: OfficialCheckpoint) -> None:
                          f"the checkpoint was trained on another dataset")
 
 
+def check_rebuilds(config: TrainConfig, state: dict, model: nn.Module, source: str) -> None:
+    """The model folder's config must rebuild the very model: the same keys (strict loading) and the
+    same logits at each trained T (a keyword without weights, e.g. fold_div from PROFILE's model_kwargs,
+    would otherwise evaluate another network). Raises ValueError naming the file and the config."""
+    rebuilt = build_model(config, state["num_classes"])
+    load_model_state(rebuilt, state["model"], source)
+    rebuilt.eval()
+    generator = torch.Generator().manual_seed(0)
+    for t in sorted(set(config.train_frame_counts)):
+        clip = torch.randn(1, 3, t, 32, 32, generator=generator)  # (B, C, T, H, W), small: a check, not a score
+        with torch.no_grad():
+            if not torch.allclose(rebuilt(clip), model(clip), rtol=1e-5, atol=1e-5):
+                raise ValueError(f"{source}: the config written for it does not rebuild the same network at T={t} "
+                                 f"(model {config.model_name}, model_kwargs {config.model_kwargs}); check the profile's "
+                                 "model_kwargs")
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -136,6 +156,7 @@ def import_official(path: str | Path, run_dir: str | Path, name: str | None = No
     state = {"model": model.state_dict(), "config": config.to_dict(), "num_classes": spec.num_classes, "step": 0,
              "epoch": spec.epoch or 0, "best": best,
              "source": {"official": str(path.resolve()), "sha256": sha256(path), **spec.to_dict()}}
+    check_rebuilds(config, state, model, str(path))
     folder = write_model_folder(Path(run_dir) / "models" / name, config, state, force)
     log.info("imported %s (%s) as %s", path, spec, folder)
     return folder

@@ -60,10 +60,21 @@ def official_shapes(layout: str, stages=R50, shift_every: int = 1, num_classes: 
 
 def random_state(shapes: dict, seed: int = 0) -> dict:
     """Distinct random values everywhere (BN statistics and counters too), so a tensor left at its
-    initialisation, or put in the wrong place, cannot pass for the right one."""
+    initialisation, or put in the wrong place, cannot pass for the right one: counters in [1, 1e6),
+    running variances in [0.5, 1.5), BN scales around 1, every other tensor signed and small (a
+    network that computes something that depends on its input)."""
     g = torch.Generator().manual_seed(seed)
-    return {k: (torch.randint(1, 10**6, s, generator=g) if k.endswith("num_batches_tracked")
-                else torch.rand(s, generator=g) + 0.5) for k, s in shapes.items()}
+
+    def draw(key, shape):
+        if key.endswith("num_batches_tracked"):
+            return torch.randint(1, 10**6, shape, generator=g)
+        if key.endswith("running_var"):
+            return torch.rand(shape, generator=g) + 0.5
+        if ".bn" in key or "downsample_bn" in key or "downsample.1" in key:
+            return (1 if key.endswith(".weight") else 0) + 0.1 * torch.randn(shape, generator=g)
+        return 0.05 * torch.randn(shape, generator=g)
+
+    return {k: draw(k, s) for k, s in shapes.items()}
 
 
 def save_official(path, state: dict, **extra) -> None:

@@ -117,3 +117,13 @@ def test_settings_that_contradict_the_weights_are_refused(profile, overrides, me
         official_import.imported_config(spec("ffn"), profile, overrides)
     config = official_import.imported_config(spec("ffn"), profile, {"frame_counts": [4, 8, 16], "lam": 0.5})
     assert (config.recipe, config.frame_counts, config.lam) == ("ffn", COUNTS, 0.5)
+
+
+def test_a_profile_whose_model_kwargs_change_the_network_is_refused(tmp_path, files, profile):
+    """fold_div has no weights: a profile giving another one would evaluate another network."""
+    data = yaml.safe_load(profile.read_text())
+    data["train"]["model_kwargs"] = {"fold_div": 4}
+    profile.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=r"does not rebuild the same network at T=8 .*'fold_div': 4"):
+        official_import.import_official(files["tsm_repo"], tmp_path / "run", profile=profile)
+    assert not (tmp_path / "run").exists()
