@@ -134,7 +134,7 @@ def resume(run: ModelRun, trainee: Trainee, world: dist_utils.World) -> Progress
     else:
         saved = load_checkpoint(path)
         if saved.get("source"):
-            raise RunFolderError(f"{run.root} holds a model imported from {saved['source'].get('file', 'elsewhere')}, "
+            raise RunFolderError(f"{run.root} holds a model imported from {saved['source'].get('official', 'elsewhere')}, "
                                  f"not one trained here: train into another folder")
         check_fits(saved["config"], config, path)
         load_model_state(trainee.model, saved["model"], str(path))
