@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ffnlib import synthetic
+from ffnlib.layouts import ssv2
 from ffnlib.synthetic import Design, make_clip, prepare, render_clip
 from ffnlib.video import read_frames
 
@@ -84,13 +85,13 @@ def test_no_single_frame_tells_the_class():
 
 def test_prepare_writes_the_ssv2_layout(tmp_path):
     root = prepare(tmp_path / "ds", seed=3, num_workers=1, **TINY)
-    labels = json.loads((root / synthetic.LABELS_FILE).read_text())
+    labels = json.loads((root / ssv2.LABELS_FILE).read_text())
     design = Design.from_knobs(**TINY)
     assert labels == {cls.text: str(i) for i, cls in enumerate(design.classes)}
     assert all(isinstance(v, str) for v in labels.values())
     ids = set()
     for split in ("train", "validation"):
-        entries = json.loads((root / synthetic.SPLIT_FILES[split]).read_text())
+        entries = json.loads((root / ssv2.SPLIT_FILES[split]).read_text())
         assert len(entries) == design.num_videos(split)
         want = synthetic.split_labels(split, 3, design)
         for i, e in enumerate(entries):
@@ -102,7 +103,7 @@ def test_prepare_writes_the_ssv2_layout(tmp_path):
             frames, label = make_clip(split, i, seed=3, design=design)
             assert label == want[i]
             np.testing.assert_array_equal(read_frames(root / f"{e['id']}.webm", range(len(frames))), frames)
-    test = json.loads((root / synthetic.SPLIT_FILES["test"]).read_text())
+    test = json.loads((root / ssv2.SPLIT_FILES["test"]).read_text())
     assert [set(e) for e in test] == [{"id"}] * TINY["num_test"]
     ids |= {e["id"] for e in test}
     assert len(ids) == TINY["num_train"] + TINY["num_val"] + TINY["num_test"]

@@ -14,7 +14,6 @@ splits list every clip; clip i has class i % num_classes).
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 import multiprocessing
 from pathlib import Path
@@ -23,8 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ffnlib.datasets import LABELS_FILE, SPLIT_FILES
-from ffnlib.paths import write_text_atomic
+from ffnlib.layouts import ssv2
 from ffnlib.video import write_video
 
 log = logging.getLogger(__name__)
@@ -106,9 +104,7 @@ def write_ssv2_like(folder: str | Path, num_videos: int, *, num_video_frames: in
     entries = [{"id": video_id, "label": names[i % num_classes].replace("something", "a thing", 1),
                 "template": templates[i % num_classes], "placeholders": ["a thing"]}
                for i, video_id in enumerate(ids)]
-    write_text_atomic(folder / LABELS_FILE, json.dumps({name: str(k) for k, name in enumerate(names)}))
-    for split in ("train", "validation"):
-        write_text_atomic(folder / SPLIT_FILES[split], json.dumps(entries))
+    ssv2.write_annotations(folder, templates, {"train": entries, "validation": entries})
     size_kb = np.mean([(folder / f"{i}.webm").stat().st_size for i in ids]) / 1024
     log.info("%s: %d clips (%d written now), %dx%d, %d frames at %d fps, %.0f KiB each on average",
              folder, len(ids), written, width, height, num_video_frames, fps, size_kb)

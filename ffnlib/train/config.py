@@ -30,8 +30,14 @@ class TrainConfig:
     frame_probs: tuple = ()  # proportional: probability of each T in frame_counts (empty: uniform)
     lam: float = 1.0  # ffn: weight of the KL distillation terms
     # data
-    data_root: str = ""  # SSv2 annotation folder; "" = the built-in synthetic dataset
-    video_dir: str = ""  # SSv2 video folder; "" = data_root
+    dataset: str = "ssv2"  # layout of the data: ssv2 | ssv1 | frames | kinetics | hmdb51 | video_list (ffnlib.layouts)
+    data_root: str = ""  # annotation folder; "" = the built-in synthetic dataset (in the ssv2 or ssv1 layout)
+    video_dir: str = ""  # video (or frame-folder) folder; "" = the layout's default beside the annotations
+    frame_template: str = ""  # frame file names of ssv1 / frames, e.g. "{:06d}.jpg"; "" = the layout's own
+    train_split: str = ""  # training split (frames, video_list: the list file); "" = the layout's own
+    val_split: str = ""  # validation split; "" = the layout's own (ffnlib.layouts.DEFAULT_SPLITS)
+    fold: int = 1  # hmdb51: the official split 1, 2 or 3
+    skip_missing_videos: bool = False  # kinetics: leave out missing clips (counted, listed) instead of failing
     builtin: dict = field(default_factory=dict)  # knobs for ffnlib.synthetic.prepare (built-in data only)
     frame_size: int = 224  # side of the square crop fed to the network
     resize_size: int = 256  # test: shorter side resized to this, then centre crop frame_size
@@ -127,6 +133,12 @@ class TrainConfig:
             fail("lr_schedule", f"one of {LR_SCHEDULES}")
         if self.amp not in AMP_MODES:
             fail("amp", f"one of {AMP_MODES}")
+        from ffnlib.layouts import check_options  # the layouts module says what each layout takes
+
+        try:
+            check_options(self.dataset, self.frame_template, self.fold, self.skip_missing_videos)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
         for key in ("num_frames", "frame_size", "resize_size", "epochs", "batch_size"):
             if getattr(self, key) < 1:
                 fail(key, "a positive integer")

@@ -41,7 +41,7 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from ffnlib.datasets import MultiFrameClips, SSv2, VideoClips, open_dataset
+from ffnlib.datasets import DATA_KEYS, MultiFrameClips, SSv2, VideoClips, open_train_val
 from ffnlib.losses import distillation_kl, distillation_total, teacher_probs, temporal_distillation
 from ffnlib.models import create_model
 from ffnlib.paths import leftover_temporaries, project_path, write_text_atomic
@@ -58,7 +58,8 @@ REQUEUE_EXIT_CODE = 75  # EX_TEMPFAIL: "stopped on request, state saved, run me 
 CHECKPOINT_NAMES = ("best", "final", "last")  # and epoch_<N>
 # Changing these between a checkpoint and its resumption would train something else: refused.
 FIT_KEYS = ("recipe", "arch", "model_kwargs", "num_frames", "frame_counts", "frame_probs", "data_root",
-            "builtin", "frame_size", "batch_size", "seed", "lam")
+            "builtin", "frame_size", "batch_size", "seed", "lam", "dataset", "frame_template", "train_split",
+            "val_split", "fold", "skip_missing_videos")
 
 
 class Preempted(RuntimeError):
@@ -134,8 +135,7 @@ def _rewrite_metrics(run: RunFolder, keep_epochs: int) -> list[dict]:
 def open_splits(config: TrainConfig, progress: bool = True) -> tuple[SSv2, SSv2]:
     """The train and validation splits of `config`'s data: SSv2 at `data_root`, or the built-in
     data (generated once, with a bar if `progress`); see `ffnlib.datasets.open_dataset`."""
-    return tuple(open_dataset(config.data_root, split, config.video_dir, config.builtin, progress)
-                 for split in ("train", "validation"))
+    return open_train_val(**{key: getattr(config, key) for key in DATA_KEYS}, progress=progress)
 
 
 def train_view(config: TrainConfig, source: SSv2):
@@ -410,6 +410,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def _check_fits(saved: dict, config: TrainConfig, path: Path) -> None:
     current = config.to_dict()
+    saved = {**TrainConfig().to_dict(), **saved}  # a key added since the checkpoint was saved had its default
     changed = {k: (saved.get(k), current[k]) for k in FIT_KEYS if saved.get(k) != current[k]}
     if changed:
         detail = "; ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in changed.items())
