@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ffnlib.frames import check_template
+
 from .base import NO_LABEL, DatasetError, FrameSplit, Split, VideoProblem
 from .frames import FrameList
 from .hmdb51 import HMDB51
@@ -45,6 +47,8 @@ def check_options(dataset: str, frame_template: str = "", fold: int = 1, skip_mi
     if frame_template and dataset not in FRAME_LAYOUTS:
         raise ValueError(f"frame_template={frame_template!r} is for the frame layouts {FRAME_LAYOUTS}, "
                          f"not {dataset!r} (leave it empty)")
+    if frame_template:
+        check_template(frame_template)
     if fold not in (1, 2, 3) or isinstance(fold, bool):
         raise ValueError(f"fold={fold!r}: expected 1, 2 or 3 (HMDB51's official splits)")
     if fold != 1 and dataset != "hmdb51":

@@ -77,6 +77,7 @@ def write_list(path: str | Path, rows: Sequence[tuple[str, int, int]], classes: 
     path = Path(path)
     if any(len(folder.split()) != 1 for folder, _, _ in rows):
         raise ValueError("TSM list files cannot hold folder names with spaces")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, "".join(f"{folder} {n} {label}\n" for folder, n, label in rows))
     if classes is not None:
         write_text_atomic(path.parent / CATEGORY_FILE, "".join(f"{name}\n" for name in classes))

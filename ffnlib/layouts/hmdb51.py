@@ -69,6 +69,7 @@ def write_split_files(root: str | Path, classes: Sequence[str], assignment: dict
     """Write `<class>_test_split<fold>.txt` for every class: `assignment[class]` lists (video file,
     0|1|2) in file order."""
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     for name in classes:
         lines = "".join(f"{video} {code} \n" for video, code in assignment.get(name, []))
         write_text_atomic(root / split_file_name(name, fold), lines)

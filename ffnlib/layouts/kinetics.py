@@ -124,6 +124,7 @@ class Kinetics(Split):
 
 def write_csv(path: str | Path, rows: Sequence[tuple[str, str, int, int]], split: str) -> None:
     """Write an official-format CSV of (label, youtube_id, time_start, time_end) rows."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)

@@ -95,6 +95,7 @@ def write_annotations(root: str | Path, classes: Sequence[str], splits: dict[str
         raise ValueError(f"unknown SSv1 split(s) {unknown}: expected some of {sorted(SPLIT_FILES)}")
     if any(";" in name or "\n" in name for name in classes):
         raise ValueError("SSv1 class texts cannot hold ';' or a line break")
+    root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(root / LABELS_FILE, "".join(f"{name}\n" for name in classes))
     for name, samples in splits.items():
         lines = (f"{vid}\n" if name == "test" else f"{vid};{classes[label]}\n" for vid, label in samples)

@@ -130,6 +130,7 @@ def write_annotations(root: str | Path, templates: Sequence[str], splits: dict[s
     unknown = sorted(set(splits) - set(SPLIT_FILES))
     if unknown:
         raise ValueError(f"unknown SSv2 split(s) {unknown}: expected some of {sorted(SPLIT_FILES)}")
+    root.mkdir(parents=True, exist_ok=True)
     labels = {template_to_class(t): str(i) for i, t in enumerate(templates)}
     write_text_atomic(root / LABELS_FILE, json.dumps(labels, indent=1))
     for name, entries in splits.items():

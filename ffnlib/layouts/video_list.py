@@ -65,6 +65,7 @@ class VideoList(Split):
 
 def write_list(path: str | Path, rows: Sequence[tuple[str, int]]) -> None:
     """Write a `path,label` CSV of (path relative to the video folder, label) rows."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
