@@ -133,8 +133,8 @@ def _rewrite_metrics(run: RunFolder, keep_epochs: int) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ data
 def open_splits(config: TrainConfig, progress: bool = True) -> tuple[SSv2, SSv2]:
-    """The train and validation splits of `config`'s data: SSv2 at `data_root`, or the built-in
-    data (generated once, with a bar if `progress`); see `ffnlib.datasets.open_dataset`."""
+    """The train and validation splits of `config`'s data (layout `dataset` at `data_root`, or the built-in
+    data, generated once, with a bar if `progress`); see `ffnlib.datasets.open_train_val`."""
     return open_train_val(**{key: getattr(config, key) for key in DATA_KEYS}, progress=progress)
 
 
