@@ -86,12 +86,20 @@ def open_train_val(data_root: str | Path = "", video_dir: str | Path = "", datas
                    frame_template: str = "", fold: int = 1, skip_missing_videos: bool = False, train_split: str = "",
                    val_split: str = "", builtin: dict | None = None, progress: bool = True) -> tuple[Split, Split]:
     """The training and validation splits (`train_split`, `val_split`; "" = the layout's own, see
-    `ffnlib.layouts.DEFAULT_SPLITS`) through `open_dataset`; the keywords are `DATA_KEYS`."""
+    `ffnlib.layouts.DEFAULT_SPLITS`) through `open_dataset`; the keywords are `DATA_KEYS`. The
+    validation split takes the training split's classes: numbered classes (frames without
+    category.txt, video_list) it lacks videos of are added; any other difference is an error."""
     check_options(dataset, frame_template, fold, skip_missing_videos)
     names = (train_split or DEFAULT_SPLITS[dataset][0], val_split or DEFAULT_SPLITS[dataset][1])
-    return tuple(open_dataset(data_root, split, video_dir, dataset, frame_template=frame_template, fold=fold,
-                              skip_missing_videos=skip_missing_videos, builtin=builtin, progress=progress)
-                 for split in names)
+    train, val = (open_dataset(data_root, split, video_dir, dataset, frame_template=frame_template, fold=fold,
+                               skip_missing_videos=skip_missing_videos, builtin=builtin, progress=progress)
+                  for split in names)
+    if val.classes != train.classes:
+        if val.classes != train.classes[: len(val.classes)]:
+            raise DatasetError(val.annotation_file, f"its {val.num_classes} classes are not those of the training "
+                                                    f"split {train.annotation_file} ({train.num_classes} classes)")
+        val.classes = list(train.classes)  # numbered classes: the validation list lacks the last ones
+    return train, val
 
 
 def decode_sample(source, index: int):

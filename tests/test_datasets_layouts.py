@@ -212,6 +212,17 @@ def test_a_malformed_line_is_named_with_its_number(broken, layout, file, line, w
     assert err.path == str(path) and err.line == int(words[0].split()[1])
 
 
+def test_validation_takes_the_training_classes(broken):
+    base, opener = broken
+    kw = dict(data_root=base / "video_list", video_dir=base / "video_list" / "media", dataset="video_list")
+    (base / "video_list" / "val.csv").write_text("path,label\nb/v5.webm,0\n")  # no video of class 1
+    train, val = open_train_val(**kw)
+    assert val.classes == train.classes == ["0", "1"]
+    (base / "video_list" / "val.csv").write_text("path,label\nb/v5.webm,2\n")  # a class training never sees
+    with pytest.raises(DatasetError, match="its 3 classes are not those of the training split"):
+        open_train_val(**kw)
+
+
 def test_a_class_not_in_the_labels(broken):
     base, opener = broken
     (base / "kinetics" / "validate.csv").write_text("label,youtube_id,time_start,time_end,split\n"
