@@ -4,7 +4,9 @@ Modules (each imports without torchvision):
     video       decode / write video files with PyAV
     sampling    TSN segment sampling for one or several frame counts
     transforms  the shared spatial augmentation and normalisation
-    datasets    Something-Something V2 (and the built-in data, which uses its layout)
+    frames      videos stored as folders of JPEG frames (SSv1, TSM frame dumps)
+    layouts     one module per dataset layout on disk (ssv2, ssv1, frames, kinetics, hmdb51, video_list)
+    datasets    open_dataset (any layout, or the built-in data) and the clip views
     synthetic   the built-in synthetic dataset, generated on first use and cached
     models      TSM-ResNet, FFN-ResNet, create_model, FLOPs
     losses      temporal distillation

@@ -1,25 +1,18 @@
-"""Something-Something V2 (and the built-in data, which uses its layout) as PyTorch datasets.
+"""Datasets as PyTorch datasets: any layout of `ffnlib.layouts` (or the built-in data) through the same views.
 
-On disk (`root`, videos in `video_dir`, by default `root` too):
-
-    something-something-v2-labels.json       {"<class text>": "<index as a string>", ...}
-    something-something-v2-train.json        [{"id", "label", "template", "placeholders"}, ...]
-    something-something-v2-validation.json   same fields
-    something-something-v2-test.json         [{"id"}, ...] (no labels: label -1)
-    <video_dir>/<id>.webm
-
-A sample's class is `labels[template with every "[" and "]" removed]`.
-
-`SSv2` reads a split: its class names, its (video_id, label) pairs and where each video lives. It
-decodes nothing until asked (`check_files`, `describe_videos`). Two views turn it into clips:
+`open_dataset(data_root, split, video_dir, dataset="ssv2")` reads one split of a dataset in one of the
+layouts of `ffnlib.layouts` (ssv2, ssv1, frames, kinetics, hmdb51, video_list): its class names, its
+(video_id, label) pairs and where each video lives. It decodes nothing until asked (`check_files`,
+`describe_videos`). Two views turn any of them into clips:
 
     VideoClips(source, num_frames=16)              -> (clip, label)
     MultiFrameClips(source, frame_counts=(4, 8, 16)) -> (clip_4, clip_8, clip_16, label)
 
 A clip is (C, T, frame_size, frame_size) float32, normalised with the ImageNet mean and std. One
-sample decodes its video once, draws the frame indices for every frame count (TSN segments, drawn
-independently, see `ffnlib.sampling`), converts the union of those frames to RGB once, and applies
-one spatial draw to all of them (see `ffnlib.transforms`).
+sample decodes its video once (a video file, or only the sampled JPEG files of a frame folder), draws
+the frame indices for every frame count (TSN segments, drawn independently, see `ffnlib.sampling`),
+converts the union of those frames to RGB once, and applies one spatial draw to all of them (see
+`ffnlib.transforms`). Every layout gives the same sample for the same pixels.
 
 Randomness: sample `index` in epoch `epoch` draws from `np.random.default_rng([seed, epoch, index])`,
 so a sample is the same whatever the number of data-loader workers. Test mode (`train=False`) draws
@@ -27,215 +20,99 @@ nothing. Errors name the file and the video id; nothing is ever replaced by anot
 """
 from __future__ import annotations
 
-import difflib
-import json
 import logging
 import operator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ffnlib import sampling
-from ffnlib.errors import UserError
+from ffnlib.errors import ConfigError
+from ffnlib.layouts import (DEFAULT_SPLITS, LAYOUTS, NO_LABEL, DatasetError, Split, SSv2, VideoProblem,
+                            check_options, open_split)
 from ffnlib.paths import project_path
 from ffnlib.transforms import ClipTransform, Crop, to_clips
-from ffnlib.video import DecodedVideo, VideoDecodeError, decode_video
+from ffnlib.video import DecodedVideo
 
 log = logging.getLogger(__name__)
 
-LABELS_FILE = "something-something-v2-labels.json"
-SPLIT_FILES = {
-    "train": "something-something-v2-train.json",
-    "validation": "something-something-v2-validation.json",
-    "test": "something-something-v2-test.json",
-}
-VIDEO_SUFFIX = ".webm"
-NO_LABEL = -1  # the label of test-split samples
+__all__ = ["DATA_KEYS", "DatasetError", "MultiFrameClips", "NO_LABEL", "SSv2", "SampleDraw", "Split", "VideoClips",
+           "VideoProblem", "decode_sample", "describe_videos", "open_dataset", "open_train_val"]
+
+# The layouts the built-in data can be written in (`ffnlib.synthetic.prepare(layout=...)`).
+BUILTIN_LAYOUTS = ("ssv2", "ssv1")
+# The TrainConfig fields that say which data a run reads (`open_train_val` takes them by these names).
+DATA_KEYS = ("data_root", "video_dir", "dataset", "frame_template", "fold", "skip_missing_videos", "train_split",
+             "val_split", "builtin")
 
 
-class DatasetError(UserError, ValueError):
-    """An annotation file that cannot be used: `path` names it, the message says what was expected.
-    (Given one argument, it is the whole message, as a DataLoader re-raises a worker's error.)"""
+def open_dataset(data_root: str | Path = "", split: str = "train", video_dir: str | Path = "", dataset: str = "ssv2",
+                 *, frame_template: str = "", fold: int = 1, skip_missing_videos: bool = False,
+                 builtin: dict | None = None, progress: bool = True) -> Split:
+    """One split of the dataset at `data_root` in layout `dataset` (see `ffnlib.layouts`), or, when
+    `data_root` is empty, of the built-in synthetic data written in that layout (ssv2 or ssv1) on first
+    use by `ffnlib.synthetic.prepare(**builtin)` (as the trainer does with its `builtin` knobs).
 
-    def __init__(self, path: str | Path, message: str | None = None):
-        self.path = str(path)
-        super().__init__(f"{path}: {message}" if message is not None else str(path))
-
-
-class VideoProblem(NamedTuple):
-    """A video that is missing or cannot be decoded."""
-
-    video_id: str
-    path: Path
-    cause: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.cause} (video id {self.video_id})"
-
-
-def template_to_class(template: str) -> str:
-    """The class text of a template: "Putting [something] on [something]" -> "Putting something on something"."""
-    return template.replace("[", "").replace("]", "")
-
-
-def _read_json(path: Path):
-    if not path.is_file():
-        raise DatasetError(path, "annotation file not found" + ("" if path.parent.is_dir() else
-                                                                f" (folder {path.parent} does not exist)"))
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(path, f"malformed JSON ({e})") from e
-
-
-def read_labels(path: str | Path) -> list[str]:
-    """Class names in index order, from a labels file mapping class text to its index (a string)."""
-    path = Path(path)
-    data = _read_json(path)
-    if not isinstance(data, dict) or not data:
-        raise DatasetError(path, f"expected a non-empty object {{class text: index}}, got {type(data).__name__}")
-    by_index: dict[int, str] = {}
-    for name, value in data.items():
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
-            raise DatasetError(path, f"class {name!r}: expected an index such as \"12\", got {value!r}")
-        index = int(value)
-        if index in by_index:
-            raise DatasetError(path, f"index {index} is given to both {by_index[index]!r} and {name!r}")
-        by_index[index] = name
-    if sorted(by_index) != list(range(len(by_index))):
-        missing = sorted(set(range(len(by_index))) - set(by_index))
-        raise DatasetError(path, f"class indices must be 0..{len(by_index) - 1}; missing {missing[:5]}")
-    return [by_index[i] for i in range(len(by_index))]
-
-
-def read_split(path: str | Path, class_to_idx: dict[str, int], labelled: bool = True) -> list[tuple[str, int]]:
-    """(video_id, label) for every entry of a split file; `labelled=False` (the test split) gives -1."""
-    path = Path(path)
-    data = _read_json(path)
-    if not isinstance(data, list):
-        raise DatasetError(path, f"expected a list of entries {{id, template, ...}}, got {type(data).__name__}")
-    samples: list[tuple[str, int]] = []
-    seen: set[str] = set()
-    for position, entry in enumerate(data):
-        if not isinstance(entry, dict) or "id" not in entry:
-            raise DatasetError(path, f"entry {position}: expected an object with an \"id\", got {entry!r:.80}")
-        video_id = str(entry["id"])
-        if video_id in seen:
-            raise DatasetError(path, f"video id {video_id} appears more than once")
-        seen.add(video_id)
-        if not labelled:
-            samples.append((video_id, NO_LABEL))
-            continue
-        template = entry.get("template")
-        if not isinstance(template, str):
-            raise DatasetError(path, f"video id {video_id} (entry {position}): no \"template\" text")
-        name = template_to_class(template)
-        if name not in class_to_idx:
-            close = difflib.get_close_matches(name, list(class_to_idx), n=1)
-            hint = f"; closest class: {close[0]!r}" if close else ""
-            raise DatasetError(path, f"video id {video_id}: template {template!r} is no class of the labels file{hint}")
-        samples.append((video_id, class_to_idx[name]))
-    return samples
-
-
-class SSv2:
-    """One split of Something-Something V2 (or anything in its layout): classes, samples, video paths.
-
-    `root` holds the JSON files; videos are `<video_dir or root>/<id>.webm`. `samples` is a list of
-    (video_id, label) in file order; `classes[label]` is the class text.
+    `video_dir` holds the media ("" = the layout's default, next to the annotations). Relative paths
+    are taken from the project root, as the trainer does. `frame_template` names the frames of the
+    frame layouts ("" = the layout's own), `fold` is HMDB51's split (1-3), `skip_missing_videos` leaves
+    out the Kinetics clips that are missing (otherwise an error lists them). `progress`: a bar while the
+    built-in data is written.
     """
-
-    def __init__(self, root: str | Path, split: str = "train", video_dir: str | Path | None = None):
-        if split not in SPLIT_FILES:
-            raise ValueError(f"unknown split {split!r}: expected one of {sorted(SPLIT_FILES)}")
-        self.root = Path(root)
-        self.split = split
-        self.video_dir = Path(video_dir) if video_dir is not None else self.root
-        self.split_file = self.root / SPLIT_FILES[split]
-        self.classes: list[str] = read_labels(self.root / LABELS_FILE)
-        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
-        self.samples: list[tuple[str, int]] = read_split(self.split_file, self.class_to_idx, labelled=split != "test")
-        log.info("%s %s: %d videos, %d classes", self.root, split, len(self.samples), self.num_classes)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[str, int]:
-        return self.samples[index]
-
-    def __repr__(self) -> str:
-        return f"SSv2(root={str(self.root)!r}, split={self.split!r}, videos={len(self)}, classes={self.num_classes})"
-
-    def video_path(self, video_id: str) -> Path:
-        return self.video_dir / f"{video_id}{VIDEO_SUFFIX}"
-
-    def decode(self, index: int) -> DecodedVideo:
-        """The decoded video of sample `index`; a failure names the file, the video id and the split file."""
-        return decode_sample(self, index)
-
-    def check_files(self, decode: bool = True, progress: bool = True) -> list[VideoProblem]:
-        """Every missing or unreadable video of the split, up front (empty list: all good).
-
-        `decode=True` decodes every file (slow on the full SSv2: about 169k train videos);
-        `decode=False` only checks that each file exists and is not empty.
-        """
-        problems: list[VideoProblem] = []
-        for video_id, _ in tqdm(self.samples, desc=f"checking {self.split} videos", disable=not progress):
-            path = self.video_path(video_id)
-            try:
-                if decode:
-                    decode_video(path)
-                elif not path.is_file():
-                    raise VideoDecodeError(path, "file does not exist")
-                elif path.stat().st_size == 0:
-                    raise VideoDecodeError(path, "file is empty (0 bytes)")
-            except VideoDecodeError as e:
-                problems.append(VideoProblem(video_id, path, e.cause))
-        if problems:
-            log.warning("%d of %d %s videos are missing or unreadable, first: %s",
-                        len(problems), len(self.samples), self.split, problems[0])
-        return problems
-
-
-def open_dataset(data_root: str | Path = "", split: str = "train", video_dir: str | Path = "",
-                 builtin: dict | None = None, progress: bool = True) -> SSv2:
-    """The split of the SSv2-layout dataset at `data_root`, or, when `data_root` is empty, of the
-    built-in synthetic data, written on first use by `ffnlib.synthetic.prepare(**builtin)` (as the
-    trainer does with its `builtin` knobs). An empty `video_dir` means videos next to the JSON files.
-    Relative paths are taken from the project root, as the trainer does. `progress`: a bar while the
-    built-in data is written."""
+    if not isinstance(dataset, str):
+        raise TypeError(f"open_dataset: dataset must be a layout name {sorted(LAYOUTS)}, got "
+                        f"{type(dataset).__name__} (the built-in knobs go in builtin=)")
+    check_options(dataset, frame_template, fold, skip_missing_videos)
+    if not split:
+        raise ConfigError(f"open_dataset: no split given; the {dataset} layout's are {DEFAULT_SPLITS[dataset]}")
     video_dir = project_path(video_dir) if video_dir else None
     if data_root:
-        return SSv2(project_path(data_root), split, video_dir=video_dir)
-    from ffnlib import synthetic
+        root = project_path(data_root)
+    elif dataset in BUILTIN_LAYOUTS:
+        from ffnlib import synthetic
 
-    return SSv2(synthetic.prepare(**(builtin or {}), progress=progress), split, video_dir=video_dir)
+        root = synthetic.prepare(**(builtin or {}), layout=dataset, progress=progress)
+    else:
+        raise ConfigError(f"open_dataset: data_root is empty (the built-in data), which is written in the "
+                         f"{' or '.join(BUILTIN_LAYOUTS)} layout only, not {dataset!r}")
+    return open_split(dataset, root, split, video_dir, frame_template=frame_template, fold=fold,
+                      skip_missing_videos=skip_missing_videos)
 
 
-def decode_sample(source, index: int) -> DecodedVideo:
-    """Decode the video of `source.samples[index]`, naming the video id in any error."""
-    video_id, _ = source.samples[index]
-    path = source.video_path(video_id)
-    try:
-        return decode_video(path)
-    except VideoDecodeError as e:
-        where = getattr(source, "split_file", None)
-        raise VideoDecodeError(
-            path, f"{e.cause} (video id {video_id}, sample {index}" + (f" of {where})" if where else ")")
-        ) from e
+def open_train_val(data_root: str | Path = "", video_dir: str | Path = "", dataset: str = "ssv2", *,
+                   frame_template: str = "", fold: int = 1, skip_missing_videos: bool = False, train_split: str = "",
+                   val_split: str = "", builtin: dict | None = None, progress: bool = True) -> tuple[Split, Split]:
+    """The training and validation splits (`train_split`, `val_split`; "" = the layout's own, see
+    `ffnlib.layouts.DEFAULT_SPLITS`) through `open_dataset`; the keywords are `DATA_KEYS`. The
+    validation split takes the training split's classes: numbered classes (frames without
+    category.txt, video_list) it lacks videos of are added; any other difference is an error."""
+    check_options(dataset, frame_template, fold, skip_missing_videos)
+    names = (train_split or DEFAULT_SPLITS[dataset][0], val_split or DEFAULT_SPLITS[dataset][1])
+    train, val = (open_dataset(data_root, split, video_dir, dataset, frame_template=frame_template, fold=fold,
+                               skip_missing_videos=skip_missing_videos, builtin=builtin, progress=progress)
+                  for split in names)
+    if val.classes != train.classes:
+        if val.classes != train.classes[: len(val.classes)]:
+            raise DatasetError(val.annotation_file, f"its {val.num_classes} classes are not those of the training "
+                                                    f"split {train.annotation_file} ({train.num_classes} classes)")
+        val.classes = list(train.classes)  # numbered classes: the validation list lacks the last ones
+    return train, val
+
+
+def decode_sample(source, index: int):
+    """The decoded video of `source.samples[index]` (a DecodedVideo, or a FrameFolder for frame
+    layouts: `num_frames`, `height`, `width`, `rgb(frame_idx)`), naming the video id in any error."""
+    return source.decode(index)
 
 
 def describe_videos(source, indices: Sequence[int] | None = None, progress: bool = True):
     """A pandas DataFrame, one row per sample in `indices` (default all): video_id, label, class_name,
-    num_video_frames, height, width. Decodes each video (an unreadable one raises, naming it)."""
+    num_video_frames, height, width. Opens each video (an unreadable one raises, naming it); a frame
+    folder is listed and one frame's header read, no frame decoded."""
     import pandas as pd
 
     indices = range(len(source.samples)) if indices is None else indices

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ffnlib.datasets import LABELS_FILE, read_labels
+from ffnlib.layouts.ssv2 import LABELS_FILE, read_labels
 from ffnlib.models.official import OfficialCheckpoint, OfficialCheckpointError, load_official_checkpoint
 from ffnlib.paths import project_path, write_text_atomic
 from ffnlib.errors import UserError, one_line

@@ -9,8 +9,9 @@ distractor dots each drift their own way: motion features learnt at 16 frames do
 clips, which is what makes a model trained at 16 frames fail at 4 (Temporal Frequency Deviation).
 docs/built-in-study.md has the measurements behind every default.
 
-`prepare()` writes the dataset once and returns its root, laid out exactly as SSv2 is, so that the
-built-in data goes through the same code path as the real data::
+`prepare()` writes the dataset once and returns its root, laid out exactly as SSv2 is (the layout
+`ffnlib.layouts.ssv2` owns), so that the built-in data goes through the same code path as the real
+data::
 
     <root>/something-something-v2-labels.json      {class text: index as a string}
     <root>/something-something-v2-train.json       [{"id", "label", "template", "placeholders"}, ...]
@@ -18,6 +19,12 @@ built-in data goes through the same code path as the real data::
     <root>/something-something-v2-test.json        [{"id"}, ...]
     <root>/<id>.webm                               VP9, lossless (planar RGB: decodes to the exact pixels)
     <root>/builtin-manifest.json                   written last: the knobs, the seed, the counts
+
+`prepare(layout="ssv1")` writes the same videos in the Something-Something V1 layout instead
+(`ffnlib.layouts.ssv1`: CSV annotations, `20bn-something-something-v1/<id>/00001.jpg ...` JPEG frames),
+so the frame readers are tested end to end on the same pixels (JPEG is lossy: compare with a decode of
+the written files, not with the renderer). Two processes preparing the same folder at once take turns
+(a lock beside the folder): the second waits, then finds the dataset complete.
 
 Rendering is separate from writing: `render_clip(label, rng, design)` returns one clip as a
 (T, H, W, 3) uint8 RGB array, and `make_clip(split, index, seed, design)` the very clip (and label)
@@ -28,12 +35,12 @@ frames decodes about 30 times slower and makes large files.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import multiprocessing
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +50,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ffnlib import paths
+from ffnlib.frames import write_frames
+from ffnlib.layouts import ssv1, ssv2
 from ffnlib.video import write_video
+
+try:  # POSIX: lock the folder being written; elsewhere concurrent writers are not kept apart
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +68,8 @@ GENERATOR_VERSION = 2
 FPS = 12
 MANIFEST = "builtin-manifest.json"
 IN_PROGRESS = ".builtin-in-progress.json"
-LABELS_FILE = "something-something-v2-labels.json"
-SPLIT_FILES = {
-    "train": "something-something-v2-train.json",
-    "validation": "something-something-v2-validation.json",
-    "test": "something-something-v2-test.json",
-}
+LAYOUTS = ("ssv2", "ssv1")  # the layouts `prepare` writes
+SPLITS = ("train", "validation", "test")
 _SPLIT_CODE = {"train": 0, "validation": 1, "test": 2}
 
 
@@ -319,12 +329,14 @@ def video_id(split: str, index: int, design: Design) -> str:
     return str(1 + offset + index)
 
 
-def dataset_name(seed: int = 0, design: Design | None = None) -> str:
-    """Short folder name derived from the knobs and the seed, e.g. 'dots8-2000-500-s0-1a2b3c4d'."""
+def dataset_name(seed: int = 0, design: Design | None = None, layout: str = "ssv2") -> str:
+    """Short folder name derived from the knobs and the seed, e.g. 'dots8-2000-500-s0-1a2b3c4d' (with
+    '-ssv1' at the end for the SSv1 layout)."""
     design = design or Design()
     blob = json.dumps({"knobs": design.knobs(), "seed": seed, "version": GENERATOR_VERSION}, sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
-    return f"dots{design.num_classes}-{design.num_train}-{design.num_val}-s{seed}-{digest}"
+    suffix = "" if layout == "ssv2" else f"-{layout}"
+    return f"dots{design.num_classes}-{design.num_train}-{design.num_val}-s{seed}-{digest}{suffix}"
 
 
 def _annotation(split: str, index: int, label: int, design: Design, rng: np.random.Generator) -> dict:
@@ -343,17 +355,43 @@ def _annotation(split: str, index: int, label: int, design: Design, rng: np.rand
     }
 
 
+def _write_annotations(root: Path, layout: str, seed: int, design: Design) -> None:
+    """The annotation files of `layout`, written by the module that owns it."""
+    labels = {split: split_labels(split, seed, design) for split in SPLITS}
+    if layout == "ssv2":
+        entries = {}
+        for split in SPLITS:
+            meta_rng = np.random.default_rng([seed, _SPLIT_CODE[split], GENERATOR_VERSION, 11])
+            entries[split] = [_annotation(split, i, int(label), design, meta_rng)
+                              for i, label in enumerate(labels[split])]
+        ssv2.write_annotations(root, [cls.template for cls in design.classes], entries)
+    else:
+        ssv1.write_annotations(root, [cls.text for cls in design.classes],
+                               {split: [(video_id(split, i, design), int(label)) for i, label in enumerate(labels[split])]
+                                for split in SPLITS})
+
+
+def _media_path(root: Path, layout: str, vid: str) -> Path:
+    """Where video `vid` goes: `<root>/<id>.webm` (ssv2) or the frame folder `<root>/<frames dir>/<id>` (ssv1)."""
+    if layout == "ssv2":
+        return root / f"{vid}{ssv2.VIDEO_SUFFIX}"
+    return root / ssv1.FRAMES_DIR / vid
+
+
 def _write_one(job: tuple) -> str:
-    root, split, index, seed, design = job
+    root, layout, split, index, seed, design = job
     frames, _ = make_clip(split, index, seed, design)
-    path = Path(root) / f"{video_id(split, index, design)}.webm"
-    if not path.exists():  # a file there was renamed into place whole by write_video: keep it
-        write_video(path, frames, fps=FPS, lossless=True)
+    path = _media_path(Path(root), layout, video_id(split, index, design))
+    if not path.exists():  # a file or folder there was renamed into place whole: keep it
+        if layout == "ssv2":
+            write_video(path, frames, fps=FPS, lossless=True)
+        else:
+            write_frames(path, frames, ssv1.FRAME_TEMPLATE)
     return path.name
 
 
-def is_complete(root: str | Path, seed: int = 0, design: Design | None = None) -> bool:
-    """True when `root` holds a finished built-in dataset made with these knobs and this seed."""
+def is_complete(root: str | Path, seed: int = 0, design: Design | None = None, layout: str = "ssv2") -> bool:
+    """True when `root` holds a finished built-in dataset made with these knobs, this seed and layout."""
     design = design or Design()
     manifest = Path(root) / MANIFEST
     if not manifest.exists():
@@ -362,40 +400,76 @@ def is_complete(root: str | Path, seed: int = 0, design: Design | None = None) -
         found = json.loads(manifest.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return found == _manifest(seed, design)
+    return found == _manifest(seed, design, layout)
 
 
-def _manifest(seed: int, design: Design) -> dict:
-    return {
+def _manifest(seed: int, design: Design, layout: str = "ssv2") -> dict:
+    manifest = {
         "generator": "ffnlib.synthetic",
         "version": GENERATOR_VERSION,
         "seed": seed,
         "knobs": design.knobs(),
-        "num_videos": {s: design.num_videos(s) for s in SPLIT_FILES},
+        "num_videos": {s: design.num_videos(s) for s in SPLITS},
     }
+    if layout != "ssv2":  # the SSv2 manifest stays as it was, so existing caches are still recognised
+        manifest["layout"] = layout
+    return manifest
+
+
+@contextlib.contextmanager
+def _folder_lock(root: Path):
+    """Hold an exclusive lock on `root` (a file `.<name>.lock` beside it) while writing: a second
+    process preparing the same folder waits here, then finds the dataset complete."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is writing the built-in dataset at %s; waiting for it", root)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def prepare(root: str | Path | None = None, *, seed: int = 0, num_workers: int = 2, progress: bool = True,
-            **knobs) -> Path:
-    """Write the built-in dataset once (SSv2 layout) and return its root; re-use it when complete.
+            layout: str = "ssv2", **knobs) -> Path:
+    """Write the built-in dataset once (SSv2 layout, or SSv1's with `layout="ssv1"`) and return its
+    root; re-use it when complete.
 
-    `root` defaults to `paths.data_dir() / "builtin" / dataset_name(seed, design)`. Knobs are the
-    fields of `Design` (defaults: the demo's values); unknown knobs are refused. A folder holding a
+    `root` defaults to `paths.data_dir() / "builtin" / dataset_name(seed, design, layout)`. Knobs are
+    the fields of `Design` (defaults: the demo's values); unknown knobs are refused. A folder holding a
     complete dataset with the same knobs and seed is returned untouched. A folder left by a killed
     run (its in-progress marker names the same knobs) is finished: the videos already there were
     renamed into place whole and are kept. A folder that holds anything else is refused, never
-    overwritten. `num_workers` processes render and encode (1: in this process); `progress` shows a bar.
+    overwritten. Another process writing the same folder is waited for. `num_workers` processes render
+    and encode (1: in this process); `progress` shows a bar.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"built-in dataset: layout must be one of {LAYOUTS}, got {layout!r}")
     design = Design.from_knobs(**knobs)
-    root = Path(root) if root is not None else paths.data_dir() / "builtin" / dataset_name(seed, design)
-    expected = _manifest(seed, design)
-    if is_complete(root, seed, design):
+    root = Path(root) if root is not None else paths.data_dir() / "builtin" / dataset_name(seed, design, layout)
+    if is_complete(root, seed, design, layout):
         log.info("built-in dataset already complete at %s", root)
         return root
+    with _folder_lock(root):
+        _prepare(root, seed, design, layout, num_workers, progress)
+    return root
+
+
+def _prepare(root: Path, seed: int, design: Design, layout: str, num_workers: int, progress: bool) -> None:
+    expected = _manifest(seed, design, layout)
+    if is_complete(root, seed, design, layout):  # another process finished it while this one waited
+        log.info("built-in dataset already complete at %s", root)
+        return
     if (root / MANIFEST).exists():
         raise FileExistsError(
-            f"{root}: holds a built-in dataset made with other knobs or seed (see {MANIFEST}); "
-            f"expected {expected['knobs']} seed {seed}. Pass another root or remove the folder."
+            f"{root}: holds a built-in dataset made with other knobs, seed or layout (see {MANIFEST}); "
+            f"expected {expected['knobs']} seed {seed} layout {layout}. Pass another root or remove the folder."
         )
     marker = root / IN_PROGRESS
     if root.exists() and any(root.iterdir()):
@@ -408,16 +482,10 @@ def prepare(root: str | Path | None = None, *, seed: int = 0, num_workers: int =
         log.info("finishing the unfinished built-in dataset at %s", root)
     root.mkdir(parents=True, exist_ok=True)
     _write_json(marker, expected)
-
-    label_map = {cls.text: str(i) for i, cls in enumerate(design.classes)}
-    _write_json(root / LABELS_FILE, label_map)
-    jobs = []
-    for split, filename in SPLIT_FILES.items():
-        labels = split_labels(split, seed, design)
-        meta_rng = np.random.default_rng([seed, _SPLIT_CODE[split], GENERATOR_VERSION, 11])
-        entries = [_annotation(split, i, int(labels[i]), design, meta_rng) for i in range(len(labels))]
-        _write_json(root / filename, entries)
-        jobs += [(str(root), split, i, seed, design) for i in range(len(labels))]
+    _write_annotations(root, layout, seed, design)
+    if layout == "ssv1":
+        (root / ssv1.FRAMES_DIR).mkdir(exist_ok=True)
+    jobs = [(str(root), layout, split, i, seed, design) for split in SPLITS for i in range(design.num_videos(split))]
 
     desc = f"built-in dataset ({len(jobs)} videos)"
     if num_workers > 1 and len(jobs) > 1:
@@ -434,7 +502,6 @@ def prepare(root: str | Path | None = None, *, seed: int = 0, num_workers: int =
     _write_json(root / MANIFEST, expected)  # last: marks the dataset complete
     marker.unlink()
     log.info("wrote the built-in dataset to %s", root)
-    return root
 
 
 def _read_json(path: Path):
@@ -446,11 +513,3 @@ def _read_json(path: Path):
 
 def _write_json(path: Path, obj) -> None:
     paths.write_text_atomic(path, json.dumps(obj, indent=1))
-
-
-def remove(root: str | Path) -> None:
-    """Delete a built-in dataset folder (only one that carries the manifest or the in-progress marker)."""
-    root = Path(root)
-    if not ((root / MANIFEST).exists() or (root / IN_PROGRESS).exists()):
-        raise FileNotFoundError(f"{root}: no {MANIFEST} or {IN_PROGRESS}: not a built-in dataset, not removing")
-    shutil.rmtree(root)

@@ -12,6 +12,7 @@ substitutes another frame or another video for one that cannot be read.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -150,6 +151,15 @@ def read_frames(path: str | Path, frame_idx: Sequence[int]) -> np.ndarray:
     return decode_video(path).rgb(frame_idx)
 
 
+def temporary_path(path: str | Path) -> Path:
+    """Where `write_video` writes `path` before renaming it: `.<name>.tmp-<pid><suffix>` beside it.
+
+    The process id keeps two processes writing the same file apart; the container's suffix stays last,
+    so PyAV picks the format from it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+
+
 def write_video(
     path: str | Path,
     frames: np.ndarray,
@@ -157,12 +167,14 @@ def write_video(
     lossless: bool = False,
     crf: int = 32,
 ) -> Path:
-    """Write (T, H, W, 3) uint8 RGB frames to `path`: VP9 for .webm, H.264 for .mp4.
+    """Write (T, H, W, 3) uint8 RGB frames to `path`: VP9 for .webm, H.264 for .mp4, and for .avi
+    MPEG-4 part 2 (as HMDB51's XviD files; fixed quantiser 2, `crf` not used) or, lossless, H.264 RGB.
 
     `lossless=True` stores RGB exactly (VP9 lossless in planar RGB; H.264 through libx264rgb with
-    qp 0), so decoding returns the very same pixels. Lossy files are yuv420p: H.264 needs even sizes
-    there, VP9 does not (SSv2 itself has 427x240 videos).
-    Written to a temporary name and renamed, so a killed writer never leaves a half file behind.
+    qp 0), so decoding returns the very same pixels. Lossy files are yuv420p: H.264 and MPEG-4 need
+    even sizes there, VP9 does not (SSv2 itself has 427x240 videos).
+    Written to a temporary name of this process (`temporary_path`) and renamed, so a killed writer
+    never leaves a half file behind and two processes writing the same file never meet.
     """
     path = Path(path)
     frames = np.asarray(frames)
@@ -175,23 +187,28 @@ def write_video(
         pix_fmt = "gbrp" if lossless else "yuv420p"
         options = {"deadline": "realtime", "cpu-used": "8", "row-mt": "0"}
         options.update({"lossless": "1"} if lossless else {"crf": str(crf), "b": "0"})
-    elif suffix == ".mp4":
-        fmt = "mp4"
+    elif suffix == ".mp4" or (suffix == ".avi" and lossless):
+        fmt = "mp4" if suffix == ".mp4" else "avi"
         codec, pix_fmt = ("libx264rgb", "rgb24") if lossless else ("libx264", "yuv420p")
         options = {"preset": "ultrafast", "qp": "0"} if lossless else {"preset": "veryfast", "crf": str(crf)}
+    elif suffix == ".avi":
+        fmt, codec, pix_fmt = "avi", "mpeg4", "yuv420p"
+        options = {}
     else:
-        raise ValueError(f"{path}: unknown video suffix {suffix!r}, expected .webm (VP9) or .mp4 (H.264)")
-    if codec == "libx264" and (height % 2 or width % 2):
+        raise ValueError(f"{path}: unknown video suffix {suffix!r}, expected .webm (VP9), .mp4 (H.264) or .avi")
+    if codec in ("libx264", "mpeg4") and (height % 2 or width % 2):
         raise ValueError(f"{path}: lossy {codec} needs even frame sizes, got {height}x{width}")
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    tmp = temporary_path(path)
     container = av.open(str(tmp), mode="w", format=fmt)
     try:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.options = options
         stream.codec_context.thread_count = 1
+        if codec == "mpeg4":
+            stream.codec_context.qscale = 2  # a fixed quantiser (crf is VP9's and H.264's)
         for image in frames:
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             for packet in stream.encode(frame):

@@ -13,8 +13,14 @@ def test_data_benchmark_writes_clips_reads_them_and_reports(tmp_path, capsys):
     data.run(args)
     out = capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.glob("*.webm")) == ["100000.webm", "100001.webm"]
-    for text in ("decode only", "16F", "4+8+16F", "cost ratio 4+8+16F / 16F", "goal: a 4+8+16F sample costs at most 1.15x"):
+    for text in ("decode only", "16F", "4+8+16F", "cost ratio 4+8+16F / 16F", "goal: a 4+8+16F sample costs at most 1.15x",
+                 "JPEG frames (quality 95), decoded to RGB: simplejpeg", "Pillow", "from JPEG frame folders"):
         assert text in out
+    folders = sorted(p.name for p in (tmp_path / "ssv1" / "20bn-something-something-v1").iterdir())
+    assert folders == ["100000", "100001"]
+    assert len(list((tmp_path / "ssv1" / "20bn-something-something-v1" / "100000").glob("*.jpg"))) == 20
+    jpeg_rows = [line.split() for line in out.splitlines() if line.strip().startswith("jpeg ")]
+    assert [row[1] for row in jpeg_rows] == ["16F", "4+8+16F"] and all(float(row[2]) > 0 for row in jpeg_rows)
     assert re.search(r"at most 1.15x a 16F sample: (MET|NOT MET)$", out.splitlines()[-1])
     frames_converted = {line.split()[0]: float(line.split()[-1]) for line in out.splitlines()
                         if line.strip().startswith(("16F", "4+8+16F"))}

@@ -7,8 +7,6 @@ import pytest
 import torch
 
 from ffnlib.datasets import (
-    LABELS_FILE,
-    SPLIT_FILES,
     DatasetError,
     MultiFrameClips,
     SSv2,
@@ -16,6 +14,7 @@ from ffnlib.datasets import (
     describe_videos,
     open_dataset,
 )
+from ffnlib.layouts.ssv2 import LABELS_FILE, SPLIT_FILES
 from ffnlib.sampling import test_indices
 from ffnlib.transforms import MEAN, STD
 from ffnlib.video import VideoDecodeError, write_video

@@ -9,7 +9,8 @@ import yaml
 from ffnlib import official_import, tfd
 from ffnlib.models import load_official_checkpoint
 from ffnlib.models.official import OfficialCheckpoint
-from ffnlib.train import RunFolder, TrainConfig, load_checkpoint, load_trained
+from ffnlib.runs import ModelRun
+from ffnlib.train import TrainConfig, load_checkpoint, load_trained
 from official_layouts import COUNTS, official_shapes, random_state, save_official
 
 TINY_CLASSES = 8  # conftest's tiny built-in dataset
@@ -42,7 +43,7 @@ def test_imported_models_are_evaluated_like_trained_ones(tmp_path, files, profil
     assert tsm_dir == run / "models" / "st_8f"
 
     for name, path, t in (("ffn", files["ffn"], 4), ("st_8f", files["tsm_repo"], 8)):
-        folder = RunFolder(run / "models" / name)
+        folder = ModelRun(run / "models" / name)
         assert folder.best.exists() and folder.final.exists() and folder.config.exists()
         state = load_checkpoint(folder.best)
         assert state["step"] == 0 and state["num_classes"] == TINY_CLASSES
@@ -57,7 +58,7 @@ def test_imported_models_are_evaluated_like_trained_ones(tmp_path, files, profil
     ffn_config = load_trained(run / "models" / "ffn")[1]
     assert (ffn_config.recipe, ffn_config.arch, ffn_config.frame_counts) == ("ffn", "resnet50", COUNTS)
     assert ffn_config.model_kwargs == {"adaconv_init": "official", "shift_mode": "official"}
-    assert load_checkpoint(RunFolder(run / "models" / "ffn").best)["best"] == {"top1_16": 63.61, "epoch": 50}
+    assert load_checkpoint(ModelRun(run / "models" / "ffn").best)["best"] == {"top1_16": 63.61, "epoch": 50}
 
     result = tfd.collect([run], [4, 8], batch_size=4, max_videos=4, progress=False)  # notebook 08's first step
     assert set(zip(result.table["model"], result.table["train_frames"])) == {("ffn", "4/8/16"), ("st", "8")}
@@ -103,7 +104,7 @@ def spec(family="tsm", num_frames=None, **kwargs) -> OfficialCheckpoint:
 ])
 def test_the_training_t_of_a_tsm(profile, checkpoint, overrides, num_frames, run_name):
     config = official_import.imported_config(checkpoint, profile, overrides)
-    assert (config.recipe, config.num_frames, config.run_name, config.pretrained) == ("vanilla", num_frames, run_name, "")
+    assert (config.recipe, config.num_frames, config.model_name, config.pretrained) == ("vanilla", num_frames, run_name, "")
 
 
 @pytest.mark.parametrize("overrides, message", [

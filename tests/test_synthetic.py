@@ -1,9 +1,13 @@
 import json
+import multiprocessing
 
 import numpy as np
 import pytest
 
 from ffnlib import synthetic
+from ffnlib.layouts import ssv2
+from ffnlib.frames import decode_jpeg
+from ffnlib.layouts import ssv1
 from ffnlib.synthetic import Design, make_clip, prepare, render_clip
 from ffnlib.video import read_frames
 
@@ -84,13 +88,13 @@ def test_no_single_frame_tells_the_class():
 
 def test_prepare_writes_the_ssv2_layout(tmp_path):
     root = prepare(tmp_path / "ds", seed=3, num_workers=1, **TINY)
-    labels = json.loads((root / synthetic.LABELS_FILE).read_text())
+    labels = json.loads((root / ssv2.LABELS_FILE).read_text())
     design = Design.from_knobs(**TINY)
     assert labels == {cls.text: str(i) for i, cls in enumerate(design.classes)}
     assert all(isinstance(v, str) for v in labels.values())
     ids = set()
     for split in ("train", "validation"):
-        entries = json.loads((root / synthetic.SPLIT_FILES[split]).read_text())
+        entries = json.loads((root / ssv2.SPLIT_FILES[split]).read_text())
         assert len(entries) == design.num_videos(split)
         want = synthetic.split_labels(split, 3, design)
         for i, e in enumerate(entries):
@@ -102,7 +106,7 @@ def test_prepare_writes_the_ssv2_layout(tmp_path):
             frames, label = make_clip(split, i, seed=3, design=design)
             assert label == want[i]
             np.testing.assert_array_equal(read_frames(root / f"{e['id']}.webm", range(len(frames))), frames)
-    test = json.loads((root / synthetic.SPLIT_FILES["test"]).read_text())
+    test = json.loads((root / ssv2.SPLIT_FILES["test"]).read_text())
     assert [set(e) for e in test] == [{"id"}] * TINY["num_test"]
     ids |= {e["id"] for e in test}
     assert len(ids) == TINY["num_train"] + TINY["num_val"] + TINY["num_test"]
@@ -185,3 +189,55 @@ def test_ssv2_reader_reads_the_written_dataset_back(tmp_path):
         assert [vid for vid, _ in ds.samples] == [synthetic.video_id(split, i, design) for i in range(len(ds))]
         assert ds.check_files() == []
     assert [label for _, label in datasets.SSv2(root, "test").samples] == [-1] * TINY["num_test"]
+
+
+def _prepare_in_child(root, knobs, start, results):
+    start.wait()  # both children call prepare at the same moment
+    try:
+        results.put(("ok", str(prepare(root, seed=0, num_workers=1, progress=False, **knobs))))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        results.put(("error", f"{type(e).__name__}: {e}"))
+
+
+@pytest.mark.parametrize("layout", ["ssv2", "ssv1"])
+def test_two_processes_preparing_the_same_dataset_at_once(tmp_path, layout):
+    """Both return the complete dataset: one writes, the other waits and finds it complete (without the
+    lock both wrote, and one crashed on the other's temporary file or in-progress marker)."""
+    knobs = {**TINY, "num_train": 12, "layout": layout}
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Barrier(2), ctx.Queue()
+    children = [ctx.Process(target=_prepare_in_child, args=(tmp_path / "ds", knobs, start, results))
+                for _ in range(2)]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(timeout=30)
+    assert outcomes == [("ok", str(tmp_path / "ds"))] * 2
+    layout = knobs.pop("layout")
+    assert synthetic.is_complete(tmp_path / "ds", 0, Design.from_knobs(**knobs), layout)
+    assert not [p for p in (tmp_path / "ds").rglob("*") if ".tmp-" in p.name]
+
+
+def test_prepare_writes_the_ssv1_layout_from_the_same_clips(tmp_path):
+    root = prepare(tmp_path / "ds1", seed=3, num_workers=1, layout="ssv1", **TINY)
+    design = Design.from_knobs(**TINY)
+    assert (root / ssv1.LABELS_FILE).read_text().splitlines() == [cls.text for cls in design.classes]
+    assert synthetic.dataset_name(3, design, "ssv1") == synthetic.dataset_name(3, design) + "-ssv1"
+    for split in ("train", "validation"):
+        lines = (root / ssv1.SPLIT_FILES[split]).read_text().splitlines()
+        labels = synthetic.split_labels(split, 3, design)
+        assert lines == [f"{synthetic.video_id(split, i, design)};{design.classes[label].text}"
+                         for i, label in enumerate(labels)]
+        frames, _ = make_clip(split, 0, seed=3, design=design)
+        folder = root / ssv1.FRAMES_DIR / synthetic.video_id(split, 0, design)
+        assert sorted(p.name for p in folder.iterdir()) == [f"{k:05d}.jpg" for k in range(1, len(frames) + 1)]
+        decoded = np.stack([decode_jpeg(folder / f"{k:05d}.jpg") for k in range(1, len(frames) + 1)])
+        assert decoded.shape == frames.shape
+        assert np.abs(decoded.astype(int) - frames).mean() < 8  # JPEG: close to the rendered pixels, not equal
+    assert (root / ssv1.SPLIT_FILES["test"]).read_text().splitlines() == [
+        synthetic.video_id("test", i, design) for i in range(TINY["num_test"])]
+    with pytest.raises(FileExistsError, match="other knobs, seed or layout"):
+        prepare(root, seed=3, num_workers=1, **TINY)  # the ssv2 layout into the ssv1 folder
+    with pytest.raises(ValueError, match="layout must be one of"):
+        prepare(tmp_path / "x", layout="kinetics", **TINY)

@@ -2,7 +2,9 @@ import av
 import numpy as np
 import pytest
 
-from ffnlib.video import VideoDecodeError, count_frames, decode_video, read_frames, write_video
+import os
+
+from ffnlib.video import VideoDecodeError, count_frames, decode_video, read_frames, temporary_path, write_video
 
 
 def moving_square(num_frames=20, height=24, width=32):
@@ -14,7 +16,7 @@ def moving_square(num_frames=20, height=24, width=32):
     return frames
 
 
-@pytest.mark.parametrize("suffix", [".webm", ".mp4"])
+@pytest.mark.parametrize("suffix", [".webm", ".mp4", ".avi"])
 def test_lossless_round_trip_is_exact(tmp_path, suffix):
     frames = moving_square()
     path = write_video(tmp_path / f"clip{suffix}", frames, lossless=True)
@@ -23,7 +25,7 @@ def test_lossless_round_trip_is_exact(tmp_path, suffix):
     np.testing.assert_array_equal(read_frames(path, idx), frames[idx])
 
 
-@pytest.mark.parametrize("suffix", [".webm", ".mp4"])
+@pytest.mark.parametrize("suffix", [".webm", ".mp4", ".avi"])
 def test_lossy_round_trip_is_close(tmp_path, suffix):
     frames = moving_square(height=24, width=32)
     path = write_video(tmp_path / f"clip{suffix}", frames, crf=10)
@@ -103,3 +105,10 @@ def test_index_out_of_range(tmp_path):
         read_frames(path, [0, 20])
     with pytest.raises(VideoDecodeError, match="frame index -1 out of range"):
         read_frames(path, [-1])
+
+
+def test_the_temporary_name_is_this_process_s_and_keeps_the_container_suffix(tmp_path):
+    tmp = temporary_path(tmp_path / "clip.webm")
+    assert tmp == tmp_path / f".clip.webm.tmp-{os.getpid()}.webm"
+    write_video(tmp_path / "clip.webm", moving_square(4), lossless=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.webm"]

@@ -10,11 +10,15 @@ only writes the missing ones).
 
 writes `<id>.webm` (ids 100000, 100001, ...) and the labels, train and validation JSON files (both
 splits list every clip; clip i has class i % num_classes).
+
+    write_ssv1_like(folder, num_videos=8)
+
+writes the very same clips (the same frames before encoding) in the Something-Something V1 layout:
+JPEG frame folders `20bn-something-something-v1/<id>/00001.jpg ...` and the CSV annotations.
 """
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 import multiprocessing
 from pathlib import Path
@@ -23,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ffnlib.datasets import LABELS_FILE, SPLIT_FILES
-from ffnlib.paths import write_text_atomic
+from ffnlib.frames import JPEG_QUALITY, write_frames
+from ffnlib.layouts import ssv1, ssv2
 from ffnlib.video import write_video
 
 log = logging.getLogger(__name__)
@@ -69,8 +73,20 @@ def _write_one(job: tuple) -> bool:
         return False
     torch.set_num_threads(1)
     frames = ssv2_like_frames(np.random.default_rng([seed, index]), num_video_frames, height, width)
-    write_video(path, frames, fps=fps, crf=crf)
+    if path.suffix == ".webm":
+        write_video(path, frames, fps=fps, crf=crf)
+    else:  # a frame folder; `crf` is the JPEG quality here
+        write_frames(path, frames, ssv1.FRAME_TEMPLATE, quality=crf)
     return True
+
+
+def _write_missing(jobs: list[tuple], workers: int) -> int:
+    missing = [job for job in jobs if not Path(job[0]).exists()]
+    if workers > 1 and len(missing) > workers:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            return sum(pool.map(_write_one, missing, chunksize=max(1, len(missing) // (8 * workers))))
+    return sum(_write_one(job) for job in missing)
 
 
 FPS = 12  # SSv2's frame rate
@@ -93,23 +109,34 @@ def write_ssv2_like(folder: str | Path, num_videos: int, *, num_video_frames: in
     ids = [f"{FIRST_ID + i}" for i in range(num_videos)]
     jobs = [(str(folder / f"{video_id}.webm"), i, seed, num_video_frames, height, width, fps, crf)
             for i, video_id in enumerate(ids)]
-    missing = [job for job in jobs if not Path(job[0]).exists()]
-    if workers > 1 and len(missing) > workers:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            written = sum(pool.map(_write_one, missing, chunksize=max(1, len(missing) // (8 * workers))))
-    else:
-        written = sum(_write_one(job) for job in missing)
+    written = _write_missing(jobs, workers)
 
     names = class_names(num_classes)
     templates = [name.replace("something", "[something]", 1) for name in names]
     entries = [{"id": video_id, "label": names[i % num_classes].replace("something", "a thing", 1),
                 "template": templates[i % num_classes], "placeholders": ["a thing"]}
                for i, video_id in enumerate(ids)]
-    write_text_atomic(folder / LABELS_FILE, json.dumps({name: str(k) for k, name in enumerate(names)}))
-    for split in ("train", "validation"):
-        write_text_atomic(folder / SPLIT_FILES[split], json.dumps(entries))
+    ssv2.write_annotations(folder, templates, {"train": entries, "validation": entries})
     size_kb = np.mean([(folder / f"{i}.webm").stat().st_size for i in ids]) / 1024
     log.info("%s: %d clips (%d written now), %dx%d, %d frames at %d fps, %.0f KiB each on average",
              folder, len(ids), written, width, height, num_video_frames, fps, size_kb)
+    return folder
+
+
+def write_ssv1_like(folder: str | Path, num_videos: int, *, num_video_frames: int = 48, height: int = 240,
+                    width: int = 427, quality: int = JPEG_QUALITY, seed: int = 0, workers: int = 1) -> Path:
+    """The clips of `write_ssv2_like` (same seed, same frames before encoding) as SSv1-layout JPEG
+    frame folders with CSV annotations (one class; both splits list every clip); return `folder`."""
+    if num_videos < 1:
+        raise ValueError(f"num_videos must be positive, got {num_videos}")
+    folder = Path(folder)
+    ids = [f"{FIRST_ID + i}" for i in range(num_videos)]
+    (folder / ssv1.FRAMES_DIR).mkdir(parents=True, exist_ok=True)
+    jobs = [(str(folder / ssv1.FRAMES_DIR / video_id), i, seed, num_video_frames, height, width, 0, quality)
+            for i, video_id in enumerate(ids)]
+    written = _write_missing(jobs, workers)
+    samples = [(video_id, 0) for video_id in ids]
+    ssv1.write_annotations(folder, [CLASS_NAME], {"train": samples, "validation": samples})
+    log.info("%s: %d frame folders (%d written now), %dx%d, %d JPEG frames each at quality %d",
+             folder, len(ids), written, width, height, num_video_frames, quality)
     return folder

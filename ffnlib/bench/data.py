@@ -12,6 +12,11 @@ costing at most 1.15x a 16-frame one: decoding the whole video is shared, so onl
 of the extra frames (the union of the three index sets, about 23 distinct frames instead of 16) and
 the extra output frames should add. A breakdown per stage shows where the time goes.
 
+The same clips are also written as JPEG frame folders in the Something-Something V1 layout (the
+frames before VP9 encoding, JPEG quality `--jpeg-quality`) and read through the SSv1 reader: JPEG
+decoding frames/s with the decoder ffnlib uses (simplejpeg, libjpeg-turbo) and with Pillow, and the
+same two samples from frame folders, where only the sampled frames are decoded.
+
 Torch runs on one thread by default, as in a data-loader worker. Each sample is timed in several
 passes, the two kinds back to back, and its best time kept (as timeit does); that holds up better on
 a shared machine, but all figures remain approximate.
@@ -28,9 +33,11 @@ import numpy as np
 import torch
 
 from ffnlib import sampling
-from ffnlib.bench.clips import write_ssv2_like
-from ffnlib.transforms import to_clips
+from ffnlib.bench.clips import write_ssv1_like, write_ssv2_like
 from ffnlib.datasets import MultiFrameClips, SSv2, VideoClips, decode_sample
+from ffnlib.frames import decode_jpeg, open_frame_folder
+from ffnlib.layouts import SSv1
+from ffnlib.transforms import to_clips
 from ffnlib.video import decode_video
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", type=int, default=30,
                         help="VP9 quality, lower is larger files (default 30: about 85 KB per default clip, "
                              "near SSv2's average of about 88 KB, 19.4 GB for 220,847 videos)")
+    parser.add_argument("--jpeg-quality", type=int, default=95,
+                        help="quality of the JPEG frames (default 95, about TSM's ffmpeg -q:v 1 extraction)")
     parser.add_argument("--num-frames", type=int, default=16, help="T of the single-clip sample (default 16)")
     parser.add_argument("--frame-counts", type=str, default="4,8,16", help="T of the multi-frame sample")
     parser.add_argument("--frame-size", type=int, default=224)
@@ -126,6 +135,29 @@ def _decode_fps(source, passes: int) -> float:
     return float(num_frames.sum() / best.sum())
 
 
+def _jpeg_fps(source, passes: int) -> dict[str, float]:
+    """Frames decoded to RGB per second from the JPEG frame folders of `source`, by simplejpeg (what
+    ffnlib uses) and by Pillow: each folder's best of `passes` full decodes."""
+    from PIL import Image
+
+    def pillow(path):
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+
+    files = [open_frame_folder(source.media_path(i), source.frame_template).files for i in range(len(source))]
+    result = {}
+    for name, decode in (("simplejpeg", decode_jpeg), ("Pillow", pillow)):
+        best = np.full(len(files), np.inf)
+        for _ in range(passes):
+            for index, folder in enumerate(files):
+                start = time.perf_counter()
+                for path in folder:
+                    decode(path)
+                best[index] = min(best[index], time.perf_counter() - start)
+        result[name] = float(sum(len(f) for f in files) / best.sum())
+    return result
+
+
 def _distinct_frames(view, passes: int) -> float:
     """Mean number of distinct frames converted per sample (the union of the index sets)."""
     counts = []
@@ -156,11 +188,24 @@ def run(args) -> None:
         stages = {name: _stage_times(view, args.passes) for name, view in views.items()}
         distinct = {name: _distinct_frames(view, 2) for name, view in views.items()}
 
+        frames_root = write_ssv1_like((args.dir or Path(tmp)) / "ssv1", args.num_videos,
+                                      num_video_frames=args.num_video_frames, height=args.height, width=args.width,
+                                      quality=args.jpeg_quality, seed=args.seed)
+        frame_source = SSv1(frames_root, "train")
+        jpeg_fps = _jpeg_fps(frame_source, args.passes)
+        jpeg_views = {f"jpeg {name}": type(view)(frame_source, **({"num_frames": args.num_frames} if name == single_name
+                                                                   else {"frame_counts": frame_counts}), **size)
+                      for name, view in views.items()}
+        jpeg_per_sample = _time_samples(jpeg_views, args.passes)
+
     ratio = per_sample[multi_name] / per_sample[single_name]
     print(f"\nData benchmark: {len(source)} clips {args.width}x{args.height}, {args.num_video_frames} frames, "
           f"VP9 crf {args.crf}; {args.mode} mode, frame_size {args.frame_size}, resize_size {args.resize_size}; "
           f"{args.threads} torch thread(s); each sample's best of {args.passes} passes")
     print(f"decode only (all frames, no RGB): {decode_fps:8.0f} frames/s")
+    print(f"JPEG frames (quality {args.jpeg_quality}), decoded to RGB: "
+          + ", ".join(f"{name} {fps:.0f} frames/s" for name, fps in jpeg_fps.items())
+          + f" (simplejpeg / Pillow {jpeg_fps['simplejpeg'] / jpeg_fps['Pillow']:.2f})")
     header = f"{'sample':>12} {'ms/sample':>10} {'samples/s':>10} {'decoded frames/s':>17} {'clip frames/s':>14} " \
              f"{'frames converted':>17}"
     print(header)
@@ -169,6 +214,10 @@ def run(args) -> None:
         clip_frames = args.num_frames if name == single_name else sum(frame_counts)
         print(f"{name:>12} {1000 * seconds:10.1f} {1 / seconds:10.1f} {args.num_video_frames / seconds:17.0f} "
               f"{clip_frames / seconds:14.0f} {distinct[name]:17.1f}")
+    print("\nthe same samples from JPEG frame folders (SSv1 layout; only the sampled frames are decoded):")
+    print(f"{'sample':>12} {'ms/sample':>10} {'samples/s':>10}")
+    for name, seconds in jpeg_per_sample.items():
+        print(f"{name:>12} {1000 * seconds:10.1f} {1 / seconds:10.1f}")
     print("\nwhere the time goes (ms/sample, each step timed on its own):")
     print(f"{'step':>26} " + " ".join(f"{name:>12}" for name in views))
     for step in stages[single_name]:

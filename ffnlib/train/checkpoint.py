@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 FORMAT = 2  # 1: before epoch_seconds, lr, metrics_line and checkpoint_id (still read)
 # Changing these between a checkpoint and its resumption would train something else: refused.
 FIT_KEYS = ("recipe", "arch", "model_kwargs", "num_frames", "frame_counts", "frame_probs", "data_root",
-            "builtin", "frame_size", "batch_size", "seed", "lam")
+            "builtin", "frame_size", "batch_size", "seed", "lam", "dataset", "frame_template", "train_split",
+            "val_split", "fold", "skip_missing_videos")
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -107,7 +108,8 @@ def load_model_state(model: torch.nn.Module, state_dict: dict, source: str) -> N
 def check_fits(saved: dict, config: TrainConfig, path: Path) -> None:
     """Refuse to resume checkpoint `path` (trained with config dict `saved`) under a `config` that
     trains something else (a FIT_KEYS difference); other differences are logged."""
-    saved = {RENAMED.get(k, k): v for k, v in saved.items()}
+    # a key added since the checkpoint was saved had its default then
+    saved = {**TrainConfig().to_dict(), **{RENAMED.get(k, k): v for k, v in saved.items()}}
     current = config.to_dict()
     changed = {k: (saved.get(k), current[k]) for k in FIT_KEYS if saved.get(k) != current[k]}
     if changed:

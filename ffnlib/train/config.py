@@ -18,7 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from ffnlib import synthetic
 from ffnlib.errors import ConfigError
+from ffnlib.layouts import check_options
+from ffnlib.models import ARCHITECTURES
 
 RECIPES = ("vanilla", "ffn", "proportional", "mixed")
 RENAMED = {"eval_frame_counts": "eval_frames"}  # old key -> current key (configs saved in checkpoints)
@@ -35,8 +38,14 @@ class TrainConfig:
     frame_probs: tuple = ()  # proportional: probability of each T in frame_counts (empty: uniform)
     lam: float = 1.0  # ffn: weight of the KL distillation terms
     # data
-    data_root: str = ""  # SSv2 annotation folder; "" = the built-in synthetic dataset
-    video_dir: str = ""  # SSv2 video folder; "" = data_root
+    dataset: str = "ssv2"  # layout of the data: ssv2 | ssv1 | frames | kinetics | hmdb51 | video_list (ffnlib.layouts)
+    data_root: str = ""  # annotation folder; "" = the built-in synthetic dataset (in the ssv2 or ssv1 layout)
+    video_dir: str = ""  # video (or frame-folder) folder; "" = the layout's default beside the annotations
+    frame_template: str = ""  # frame file names of ssv1 / frames, e.g. "{:06d}.jpg"; "" = the layout's own
+    train_split: str = ""  # training split (frames, video_list: the list file); "" = the layout's own
+    val_split: str = ""  # validation split; "" = the layout's own (ffnlib.layouts.DEFAULT_SPLITS)
+    fold: int = 1  # hmdb51: the official split 1, 2 or 3
+    skip_missing_videos: bool = False  # kinetics: leave out missing clips (counted, listed) instead of failing
     builtin: dict = field(default_factory=dict)  # knobs for ffnlib.synthetic.prepare (built-in data only)
     frame_size: int = 224  # side of the square crop fed to the network
     resize_size: int = 256  # test: shorter side resized to this, then centre crop frame_size
@@ -119,9 +128,7 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def check(self, source: str = "config") -> None:
-        """Cross-field checks; raises ValueError naming the key and what was expected."""
-        from ffnlib import synthetic
-        from ffnlib.models import ARCHITECTURES
+        """Cross-field checks; raises ConfigError naming the key and what was expected."""
 
         def fail(key, expected):
             raise ConfigError(f"{source}: {key}={getattr(self, key)!r}: expected {expected}")
@@ -147,6 +154,10 @@ class TrainConfig:
             fail("lr_schedule", f"one of {LR_SCHEDULES}")
         if self.amp not in AMP_MODES:
             fail("amp", f"one of {AMP_MODES}")
+        try:  # the layouts module says what each layout takes
+            check_options(self.dataset, self.frame_template, self.fold, self.skip_missing_videos)
+        except ValueError as e:
+            raise ConfigError(f"{source}: {e}") from None
         for key in ("num_frames", "frame_size", "resize_size", "epochs", "batch_size"):
             if getattr(self, key) < 1:
                 fail(key, "a positive integer")

@@ -12,25 +12,30 @@ import math
 import numpy as np
 import torch
 
-from ffnlib.datasets import MultiFrameClips, SSv2, VideoClips, open_dataset
+from ffnlib.datasets import DATA_KEYS, MultiFrameClips, VideoClips, open_train_val
+from ffnlib.errors import ConfigError
+from ffnlib.layouts import Split
 
 from .config import TrainConfig
 from .distributed import World
 from .signals import ignore_stop_signals
 
 
-def open_split(config: TrainConfig, split: str, progress: bool = True) -> SSv2:
-    """Split `split` of `config`'s data: SSv2 at `data_root`, or the built-in data (written once,
-    with a bar if `progress`); see `ffnlib.datasets.open_dataset`."""
-    return open_dataset(config.data_root, split, config.video_dir, config.builtin, progress)
+def open_split(config: TrainConfig, split: str, progress: bool = True) -> Split:
+    """Split "train" or "validation" of `config`'s data (layout `dataset` at `data_root`, or the
+    built-in data, written once, with a bar if `progress`): both splits with the training split's
+    classes; see `ffnlib.datasets.open_train_val`."""
+    if split not in ("train", "validation"):
+        raise ConfigError(f"split {split!r}: expected 'train' or 'validation'")
+    return open_splits(config, progress)[0 if split == "train" else 1]
 
 
-def open_splits(config: TrainConfig, progress: bool = True) -> tuple[SSv2, SSv2]:
-    """The train and validation splits of `config`'s data (`open_split`)."""
-    return open_split(config, "train", progress), open_split(config, "validation", progress)
+def open_splits(config: TrainConfig, progress: bool = True) -> tuple[Split, Split]:
+    """The train and validation splits of `config`'s data (see `open_split`)."""
+    return open_train_val(**{key: getattr(config, key) for key in DATA_KEYS}, progress=progress)
 
 
-def train_view(config: TrainConfig, source: SSv2):
+def train_view(config: TrainConfig, source: Split):
     """The dataset view the recipe trains on: one clip of `num_frames`, one clip of the largest count
     (proportional: `epoch_batches` picks each batch's T), or one clip per frame count."""
     common = dict(train=True, frame_size=config.frame_size, resize_size=config.resize_size, seed=config.seed)
