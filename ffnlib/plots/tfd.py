@@ -24,7 +24,8 @@ from ffnlib.plots.style import line_styles, style_for
 from ffnlib.tfd import class_tfd, summarize
 
 _RIGHT, _WRONG = "tab:green", "tab:red"
-_NAME_WIDTH = 44  # class names wrap at this many characters (never cut)
+_NAME_WIDTH = 44  # class names wrap at this many characters (never cut) in the per-class figure
+_ANSWER_WIDTH = 100  # and an answer of the explorer at this many
 
 
 def _wrap(text: str, width: int = _NAME_WIDTH, indent: str = "", initial: str = "") -> str:
@@ -215,23 +216,30 @@ def prediction_panel(models: Mapping[str, tuple], source, index: int,
                      frame_counts: Sequence[int] = (4, 8, 16)) -> Figure:
     """Video `index` of `source` at each T: its frames at the segment centres as the network sees them
     (enlarged by whole pixels; placed along the video's time axis, eight places to a line; frame
-    index above each), and each model's top prediction, its class name whole (wrapped) and its
-    confidence, green when right, red when wrong. `models` maps a name to (model, TrainConfig),
-    e.g. vanilla and FFN. The title names the video as `ffnlib.display.video_title` does."""
+    index above each), and below them each model's top prediction with its confidence and its class
+    name whole (wrapped when longer than a line), green when right, red when wrong. The frames take
+    the whole width, so that they stay large where JupyterLab shrinks the figure to its output area.
+    `models` maps a name to (model, TrainConfig), e.g. vanilla and FFN. The title names the video as
+    `ffnlib.display.video_title` (and the explorer's dropdown) does."""
     from ffnlib.transforms import denormalize
 
     table, shown = predict_video(models, source, index, frame_counts)
     frame_counts = list(shown)
     strips = {t: time_strip(upscale(denormalize(shown[t][1]))) for t in frame_counts}  # (T, S, S, 3) -> (H, W, 3)
-    lines = [int(np.ceil(t / STRIP_SLOTS)) for t in frame_counts]
-    line_inches = 1.25  # one line of frames: about 0.9 inch a frame at 12 inches wide
-    fig = Figure(figsize=(12, line_inches * sum(lines) + 0.8), layout="constrained")
-    axes = fig.subplots(len(frame_counts), 2, squeeze=False, width_ratios=[0.64, 0.36], height_ratios=lines)
-    for (strip_ax, text_ax), t in zip(axes, frame_counts):
-        frame_idx = shown[t][0]
+    answers = {t: [(_wrap(f"{'✓' if row.correct else '✗'} {row.model}, {row.confidence:.0%}: {row.class_name}",
+                          _ANSWER_WIDTH, indent="      "), _RIGHT if row.correct else _WRONG)
+                   for row in table[table["eval_frames"] == t].itertuples()] for t in frame_counts}
+    size, leading = 9.5, 1.3  # points, line spacing of the answers
+    text_inches = {t: sum(text.count("\n") + 1 for text, _ in answers[t]) * size * leading / 72 + 0.08
+                   for t in frame_counts}
+    line_inches = 1.55  # one line of eight frames at 11 inches wide
+    heights = [h for t in frame_counts for h in (line_inches * int(np.ceil(t / STRIP_SLOTS)), text_inches[t])]
+    fig = Figure(figsize=(11, sum(heights) + 0.4 * len(frame_counts) + 0.6), layout="constrained")
+    axes = fig.subplots(2 * len(frame_counts), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for strip_ax, text_ax, t in zip(axes[::2], axes[1::2], frame_counts):
         strip, anchors = strips[t]
         strip_ax.imshow(strip, interpolation="nearest")
-        for (x, y), i in zip(anchors, frame_idx):
+        for (x, y), i in zip(anchors, shown[t][0]):
             strip_ax.text(x, y, str(i), ha="center", va="center", fontsize=8, color="0.2")
         strip_ax.set_xticks([])
         strip_ax.set_yticks([])
@@ -239,18 +247,11 @@ def prediction_panel(models: Mapping[str, tuple], source, index: int,
         for spine in strip_ax.spines.values():
             spine.set_visible(False)
         text_ax.set_axis_off()
-        of_t = table[table["eval_frames"] == t]
-        # the model and its confidence, then the class name on lines of its own, whole
-        blocks = [(f"{'✓' if row.correct else '✗'} {row.model}, {row.confidence:.0%}:\n"
-                   + _wrap(row.class_name, indent="    ", initial="    "), _RIGHT if row.correct else _WRONG)
-                  for row in of_t.itertuples()]
-        size, leading, gap = 9, 1.3, 4  # points
-        heights = [size * leading * text.count("\n") + size * leading for text, _ in blocks]
-        top = (sum(heights) + gap * (len(blocks) - 1)) / 2
-        for (text, colour), height in zip(blocks, heights):  # stacked, the whole stack centred on the strip
-            text_ax.annotate(text, (0, 0.5), xycoords="axes fraction", xytext=(0, top), textcoords="offset points",
+        top = 0.0
+        for text, colour in answers[t]:  # one under the other, from the top of the axes
+            text_ax.annotate(text, (0, 1), xycoords="axes fraction", xytext=(0, top), textcoords="offset points",
                              va="top", ha="left", fontsize=size, color=colour, linespacing=leading)
-            top -= height + gap
-    fig.suptitle(f"{video_title(source, index)}\nframes at the test segment centres, frame index above each",
-                 fontsize=10)
+            top -= (text.count("\n") + 1) * size * leading
+    fig.suptitle(f"{video_title(source, index)}\nframes at the test segment centres, frame index above each; "
+                 "below, each model's answer", fontsize=10)
     return fig
