@@ -229,7 +229,7 @@ def prediction_panel(models: Mapping[str, tuple], source, index: int,
     answers = {t: [(_wrap(f"{'✓' if row.correct else '✗'} {row.model}, {row.confidence:.0%}: {row.class_name}",
                           _ANSWER_WIDTH, indent="      "), _RIGHT if row.correct else _WRONG)
                    for row in table[table["eval_frames"] == t].itertuples()] for t in frame_counts}
-    size, leading = 9.5, 1.3  # points, line spacing of the answers
+    size, leading = 11, 1.3  # points, line spacing of the answers
     text_inches = {t: sum(text.count("\n") + 1 for text, _ in answers[t]) * size * leading / 72 + 0.08
                    for t in frame_counts}
     line_inches = 1.55  # one line of eight frames at 11 inches wide
@@ -240,7 +240,7 @@ def prediction_panel(models: Mapping[str, tuple], source, index: int,
         strip, anchors = strips[t]
         strip_ax.imshow(strip, interpolation="nearest")
         for (x, y), i in zip(anchors, shown[t][0]):
-            strip_ax.text(x, y, str(i), ha="center", va="center", fontsize=8, color="0.2")
+            strip_ax.text(x, y, str(i), ha="center", va="center", fontsize=9, color="0.2")
         strip_ax.set_xticks([])
         strip_ax.set_yticks([])
         strip_ax.set_ylabel(f"T={t}", fontsize=11, rotation=0, ha="right", va="center")

@@ -129,7 +129,10 @@ class Lab:
         return self.log.read_text(errors="replace")[-chars:]
 
     def open_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        """`path` opened in a workspace of its own: nothing else restored beside it (a shared
+        workspace reopened the previous notebook, and Run All could land on that one)."""
+        workspace = "".join(c if c.isalnum() else "-" for c in Path(path).stem)
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{path}?token={self.token}"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -191,8 +194,14 @@ class NotebookPage:
         """Run > Run All Cells, then wait until every non-empty code cell has run (a number in its
         prompt) or, after an error, until none waits any more; then for the kernel to be idle."""
         self.page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        self.page.locator(".lm-Menu-item[data-command='runmenu:run-all'], "
-                          ".lm-Menu-item[data-command='notebook:run-all-cells']").first.click()
+        self.page.locator(".lm-Menu-item[data-command='runmenu:run-all']:not(.lm-mod-disabled), "
+                          ".lm-Menu-item[data-command='notebook:run-all-cells']:not(.lm-mod-disabled)"
+                          ).first.click(timeout=60_000)
+        try:  # a cell leaves "[ ]" at once: queued ("[*]") or run
+            self.page.wait_for_function(f"() => {_CELL_STATES}.some(c => !c.empty && /[*\\d]/.test(c.prompt))",
+                                        timeout=60_000, polling=250)
+        except Exception as e:
+            raise LabError(f"{self.name}: Run All started no cell within 60 s") from e
         self.page.wait_for_function(_RUN_FINISHED, arg=STDERR, timeout=self.timeout_ms, polling=500)
         self.wait_kernel_idle()
 
