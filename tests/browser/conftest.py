@@ -2,8 +2,9 @@
 
 The tests here run only under `make test-browser` (it sets FFN_BROWSER=1 and installs
 requirements-browser.txt); `make test` lists them as skipped. On a failure the page and the failing
-outputs are saved as PNG files, with the lab's log and the notebooks as JupyterLab saved them, in
-FFN_BROWSER_ARTIFACTS (default: scratch/browser); FFN_BROWSER_KEEP=1 keeps them after a pass too.
+outputs are saved as PNG files, with the notebooks as JupyterLab shows them, in FFN_BROWSER_ARTIFACTS
+(default: scratch/browser), beside the lab's log, the notebooks papermill ran and timings.txt;
+FFN_BROWSER_KEEP=1 saves the screenshots and notebooks after a pass too.
 """
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def note(artifacts: Path, line: str) -> None:
+    """How long each step took, in <artifacts>/timings.txt (pytest keeps the test's output to itself)."""
+    with open(artifacts / "timings.txt", "a") as f:
+        f.write(line + "\n")
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     folder = Path(os.environ.get("FFN_BROWSER_ARTIFACTS", ROOT / "scratch" / "browser")).resolve()
@@ -48,12 +55,15 @@ def lab(tmp_path_factory, artifacts):
     pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-browser.txt")
     tmp = tmp_path_factory.mktemp("lab")
     env = {**os.environ, "FFN_SMOKE": "1", "FFN_RUNS_DIR": str(tmp / "runs")}
-    build_run_folder(env, artifacts / "papermill")
+    for executed, seconds in build_run_folder(env, artifacts / "papermill"):
+        note(artifacts, f"{executed.name}: {seconds:.0f} s under papermill")
     served = tmp / "notebooks"
-    shutil.copytree(ROOT / "notebooks", served, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    served.mkdir()
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        shutil.copy(notebook, served)
     started = time.monotonic()
     server = Lab(served, tmp / "state", env, artifacts / "jupyterlab.log")
-    print(f"jupyter lab ready in {time.monotonic() - started:.0f} s on {server.url}", flush=True)
+    note(artifacts, f"jupyter lab: ready in {time.monotonic() - started:.0f} s on {server.url}")
     server.served = served
     yield server
     server.stop()
@@ -107,7 +117,7 @@ def executed(request, lab, browser, artifacts):
     result = Executed(notebook, artifacts, lab.served)
     with result.kept_on_failure("run-all"):
         notebook.run_all()
-    print(f"{name}: Run All done in {time.monotonic() - started:.0f} s", flush=True)
+    note(artifacts, f"{name}: opened and Run All done in {time.monotonic() - started:.0f} s")
     yield result
     if os.environ.get("FFN_BROWSER_KEEP") == "1":
         result.save("end")

@@ -55,9 +55,10 @@ def chromium_path() -> str | None:
     return os.environ.get("FFN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def build_run_folder(env: dict, out: Path, phases=("04", "07"), timeout: float = 600) -> list[Path]:
+def build_run_folder(env: dict, out: Path, phases=("04", "07"), timeout: float = 600) -> list[tuple[Path, float]]:
     """Run the training notebooks headless with papermill, with their own defaults under `env`
-    (FFN_SMOKE=1, FFN_RUNS_DIR): they train into the run folder notebook 08 reads by default."""
+    (FFN_SMOKE=1, FFN_RUNS_DIR): they train into the run folder notebook 08 reads by default.
+    Returns each executed notebook (in `out`) and the seconds it took."""
     done = []
     out.mkdir(parents=True, exist_ok=True)
     for phase in phases:
@@ -71,8 +72,7 @@ def build_run_folder(env: dict, out: Path, phases=("04", "07"), timeout: float =
         if result.returncode:
             raise LabError(f"{notebook.name} failed under papermill (executed notebook: {executed}):\n"
                            + result.stderr[-3000:])
-        print(f"{notebook.name}: {time.monotonic() - started:.0f} s (papermill)", flush=True)
-        done.append(executed)
+        done.append((executed, time.monotonic() - started))
     return done
 
 
