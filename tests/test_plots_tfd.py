@@ -54,6 +54,8 @@ def test_accuracy_vs_frames_one_line_per_model_with_chance():
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["vanilla_16f", "st_4f", "ffn", "chance (12.5 %)"]
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [22.5, 24.5, 28.5, 36.5])  # mean of 2 seeds
+    empty = tfd_plots.accuracy_vs_frames(long().iloc[:0]).axes[0]
+    assert [t.get_text() for t in empty.texts] == ["no evaluation results in the table"]
 
 
 def test_accuracy_vs_gflops_curves_and_st_points():

@@ -9,9 +9,8 @@ Every model keeps its colour and marker from one figure to the next (`ffnlib.plo
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
-
 import textwrap
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
