@@ -7,7 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 
-.PHONY: help setup demo test test-unit test-notebooks lab clean-notebooks bench
+BROWSER_STAMP := $(VENV)/.installed-browser
+BROWSER_ARTIFACTS ?= scratch/browser
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
+
+.PHONY: help setup demo test test-unit test-notebooks test-browser lab clean-notebooks bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,6 +39,28 @@ test-unit: $(STAMP)  ## unit tests only
 test-notebooks: $(STAMP)  ## nbval over the notebooks in smoke mode (FFN_SMOKE=1, about a minute each at most)
 	runs_dir=$$(mktemp -d) && trap 'rm -rf "$$runs_dir"' EXIT && \
 	FFN_SMOKE=1 FFN_RUNS_DIR="$$runs_dir" $(PY) -m pytest --nbval-lax notebooks
+
+$(BROWSER_STAMP): requirements-browser.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-browser.txt
+	touch $(BROWSER_STAMP)
+
+# JupyterLab on a copy of notebooks/, FFN_SMOKE=1, a fresh run folder that 04 and 07 train into first
+# (papermill); Chromium opens 02 and 08, Run All, then checks outputs, widgets and dropdowns.
+test-browser: $(STAMP)  ## notebooks 02 and 08 in JupyterLab, driven by headless Chromium (needs chromium)
+	@if [ -z "$(CHROMIUM)" ]; then \
+	  echo "test-browser: SKIPPED: no chromium on this machine. Install it (Debian/Ubuntu, as root:" \
+	       "apt-get install chromium) or name it with CHROMIUM=/path/to/chromium."; \
+	  exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory $(BROWSER_STAMP) || exit $$?; \
+	echo "test-browser: $(CHROMIUM); what a failing check saw goes to $(BROWSER_ARTIFACTS)/"; \
+	FFN_BROWSER=1 FFN_CHROMIUM="$(CHROMIUM)" FFN_BROWSER_ARTIFACTS="$(abspath $(BROWSER_ARTIFACTS))" \
+	  $(PY) -m pytest tests/browser -v; status=$$?; \
+	if [ $$status -ne 0 ]; then \
+	  echo "test-browser: FAILED: screenshots, the lab's log and the notebooks as JupyterLab showed them" \
+	       "are in $(BROWSER_ARTIFACTS)/"; \
+	fi; \
+	exit $$status
 
 lab: $(STAMP)  ## open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -54,6 +54,8 @@ def test_accuracy_vs_frames_one_line_per_model_with_chance():
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["vanilla_16f", "st_4f", "ffn", "chance (12.5 %)"]
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [22.5, 24.5, 28.5, 36.5])  # mean of 2 seeds
+    empty = tfd_plots.accuracy_vs_frames(long().iloc[:0]).axes[0]
+    assert [t.get_text() for t in empty.texts] == ["no evaluation results in the table"]
 
 
 def test_accuracy_vs_gflops_curves_and_st_points():
@@ -81,7 +83,8 @@ def test_per_class_tfd_shows_the_top_and_bottom_of_ssv2():
     fig = tfd_plots.per_class_tfd(per_class(174), top=20)
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert len(ticks) == 41 and ticks[20] == "… 134 classes not shown …"
-    assert ticks[0].startswith("173: ") and ticks[-1].startswith("0: ") and len(ticks[0]) < 50
+    assert ticks[0].startswith("173: ") and ticks[-1].startswith("0: ")
+    assert "".join(ticks[0].split()) == "173:class173" + "x" * 60  # wrapped, never cut
     with pytest.raises(ValueError, match="none of"):
         tfd_plots.per_class_tfd(per_class(8), models=("mixed",))
 
@@ -111,16 +114,55 @@ def test_predict_video_answers_each_model_at_each_t(explorer):
     pd.testing.assert_frame_equal(table, again)  # eval mode: no dropout, same answer
 
 
-def test_prediction_panel_marks_each_answer(explorer):
+def _answers(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts if t.get_text()[:1] in ("✓", "✗")]
+
+
+def test_prediction_panel_marks_each_answer_and_labels_each_frame(explorer):
     models, source = explorer
     fig = tfd_plots.prediction_panel(models, source, 0, (2, 4))
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert len(texts) == 4 and all(t[0] in "✓✗" for t in texts)
+    assert len(_answers(fig)) == 4
     strips = [ax for ax in fig.axes if ax.images]
-    assert len(strips) == 2 and strips[1].images[0].get_array().shape[:2] == (32, 4 * 32 + 3 * 4)  # 4 slots, gaps of 4
+    assert len(strips) == 2
+    image = strips[1].images[0].get_array()
+    assert image.shape[0] >= 96 and image.shape[1] >= 8 * 96  # 32 px frames enlarged 3x, eight places a line
     num_video_frames = source.decode(0).num_frames
-    assert [t.get_text() for t in strips[1].get_xticklabels()] == [
-        str(i) for i in sampling.test_indices(num_video_frames, 4)]
-    assert source.samples[0][0] in fig._suptitle.get_text()
+    frame_labels = [t.get_text() for t in strips[1].texts]
+    assert frame_labels == [str(i) for i in sampling.test_indices(num_video_frames, 4)]
+
+
+def test_prediction_panel_shows_long_class_names_whole(explorer):
+    import copy
+
+    models, source = explorer
+    renamed = copy.copy(source)  # two names that differ only in their last word, longer than a line
+    renamed.classes = [f"Moving something down and then further down, slowly, without letting it fall or roll away, "
+                       f"and at last to the {side} {i}"
+                       for i, side in zip(range(source.num_classes), ["left", "right"] * source.num_classes)]
+    fig = tfd_plots.prediction_panel(models, renamed, 1, (4, 16))
+    table, _ = tfd_plots.predict_video(models, renamed, 1, (4, 16))
+    answers = [" ".join(text.split()) for text in _answers(fig)]
+    assert len(answers) == len(table) == 4
+    for answer, name in zip(answers, table.sort_values("eval_frames", kind="stable")["class_name"]):
+        assert answer.endswith(name)  # the whole name, wrapped over lines, never cut
+    assert all("\n" in text for text in _answers(fig))  # longer than a line: wrapped
+
+
+def test_explorer_title_numbers_the_video_as_its_dropdown(explorer):
+    models, source = explorer
     options = tfd_plots.video_options(source, limit=5)
-    assert [i for _, i in options] == [0, 1, 2, 3, 4] and source.classes[source.samples[0][1]] in options[0][0]
+    assert [i for _, i in options] == [0, 1, 2, 3, 4]
+    for label, index in options[2:4]:
+        title = tfd_plots.prediction_panel(models, source, index, (4,))._suptitle.get_text()
+        assert title.startswith(f"video {label}\n")  # "video 3: <class> (id <file id>)", as the dropdown says
+
+
+def test_per_class_tfd_says_why_it_is_empty():
+    rows = per_class(8)
+    fig = tfd_plots.per_class_tfd(rows[rows["label"].isin([0]) | (rows["eval_frames"] == 16)]
+                                  .assign(top1=lambda d: d["top1"].where(d["eval_frames"] == 16)))
+    assert any("no class has validation videos at both 16F and 4F" in t.get_text() for t in fig.axes[0].texts)
+    flat = per_class(8).assign(top1=50.0)
+    fig = tfd_plots.per_class_tfd(flat)
+    assert any("every drop is 0" in t.get_text() for t in fig.axes[0].texts)
+    assert not any("every drop" in t.get_text() for t in tfd_plots.per_class_tfd(per_class(8)).axes[0].texts)

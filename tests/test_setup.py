@@ -48,3 +48,11 @@ def test_gitignore_keeps_runs_out_but_its_readme():
     ignore = (ROOT / ".gitignore").read_text().splitlines()
     assert "/runs/*" in ignore and "!/runs/README.md" in ignore
     assert (ROOT / "runs" / "README.md").exists()
+
+
+def test_browser_requirements_are_pinned_apart_from_the_default_set():
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["browser"]
+    lines = [l.strip() for l in (ROOT / "requirements-browser.txt").read_text().splitlines()
+             if l.strip() and not l.startswith("#")]
+    assert all("==" in l for l in lines) and names(lines) == names(optional)
+    assert not names(lines) & pyproject_names()  # `make test` and `make demo` never install them

@@ -1,7 +1,9 @@
 """Figures of the data for notebooks 01 (the dataset) and 02 (sampling): each returns a Figure.
 
 Figures are built with `matplotlib.figure.Figure`, not pyplot, so nothing is left open in pyplot's
-global state; a notebook shows one by leaving it as the cell's last value.
+global state; a notebook shows one by leaving it as the cell's last value. A video is named as
+`ffnlib.display.video_title` names it (its sample index in the split, its class, its file id), the
+same in every title and dropdown; frames are enlarged by whole pixels (`ffnlib.plots.frames.upscale`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from matplotlib.patches import Rectangle
 
 from ffnlib import sampling
 from ffnlib.datasets import SampleDraw, decode_sample
+from ffnlib.display import video_title
+from ffnlib.plots.frames import upscale
 from ffnlib.transforms import denormalize
 
 _TRAIN_COLOUR, _TEST_COLOUR, _CROP_COLOUR = "tab:blue", "tab:red", "yellow"
@@ -70,9 +74,8 @@ def video_grid(source, indices: Sequence[int], num_frames_shown: int = 8) -> Fig
     for index in indices:
         video = decode_sample(source, index)
         frame_idx = sampling.test_indices(video.num_frames, num_frames_shown)
-        video_id, label = source.samples[index]
-        name = source.classes[label] if label >= 0 else "(no label)"
-        rows.append((f"{video_id}: {name} ({video.num_frames} frames)", video.rgb(frame_idx), frame_idx))
+        rows.append((f"{video_title(source, index)}, {video.num_frames} frames", upscale(video.rgb(frame_idx)),
+                     frame_idx))
     height, width = rows[0][1].shape[1:3]
     cell = 1.4
     fig = Figure(figsize=(cell * num_frames_shown * max(width / height, 0.5), (cell + 0.35) * len(rows)),
@@ -154,12 +157,10 @@ def sampling_timeline(num_video_frames: int, frame_counts: Sequence[int], train_
 def view_timeline(view, index: int, num_epochs: int = 3) -> Figure:
     """`sampling_timeline` of sample `index` of a view, with its train draws of epochs 0..num_epochs-1."""
     draws = draws_over_epochs(view, index, num_epochs)
-    video_id, label = view.source.samples[index]
     n = decode_sample(view.source, index).num_frames
-    name = view.classes[label] if label >= 0 else "(no label)"
     return sampling_timeline(n, draws[0].frame_counts, [d.frame_idx for d in draws], draw_label="epoch",
-                             title=f"video {video_id} ({name}): test centres (red), train draws of epochs "
-                                   f"0..{num_epochs - 1} (blue)")
+                             title=f"{video_title(view.source, index)}: test centres (red), train draws of "
+                                   f"epochs 0..{num_epochs - 1} (blue)")
 
 
 def shared_crop(view, index: int, frames_per_clip: int = 4) -> Figure:
@@ -211,8 +212,8 @@ def sample_overview(view, index: int, num_frames: int, num_epochs: int = 3) -> F
     n = video.num_frames
     draws = draws_over_epochs(view, index, num_epochs, (num_frames,))
     current = view.draw(index, video, (num_frames,))
-    clips, label = view.load(index, (num_frames,))  # the same draw as `current`
-    frames = denormalize(clips[0])  # (T, S, S, 3)
+    clips, _ = view.load(index, (num_frames,))  # the same draw as `current`
+    frames = upscale(denormalize(clips[0]))  # (T, S, S, 3), S enlarged by a whole factor
     per_row = min(num_frames, 8)
     rows = int(np.ceil(num_frames / per_row))
     fig = Figure(figsize=(10, 2.4 + 1.3 * rows), layout="constrained")
@@ -235,14 +236,12 @@ def sample_overview(view, index: int, num_frames: int, num_epochs: int = 3) -> F
     ax.set_xlim(-1, n)
     ax.set_xlabel(f"frame index (N = {n})", fontsize=8)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    video_id = view.source.samples[index][0]
-    name = view.classes[label] if label >= 0 else "(no label)"
-    top.suptitle(f"video {video_id} ({name}), T = {num_frames}, {'train' if view.train else 'test'} mode",
+    top.suptitle(f"{video_title(view.source, index)}, T = {num_frames}, {'train' if view.train else 'test'} mode",
                  fontsize=10)
     axes = bottom.subplots(rows, per_row, squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         ax.set_axis_off()
         if k < num_frames:
             ax.imshow(frames[k], interpolation="nearest")
-            ax.set_title(f"frame {current.frame_idx[0][k]}", fontsize=7)
+            ax.set_title(f"frame {current.frame_idx[0][k]}", fontsize=8)
     return fig

@@ -8,6 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ffnlib.models import nearest_count, temporal_shift
+from ffnlib.plots.style import line_styles
 
 
 def shift_figure(num_frames: int = 6, channels: int = 16, fold_div: int = 8) -> Figure:
@@ -65,29 +66,36 @@ def branch_figure(frame_counts: Sequence[int] = (4, 8, 16), max_frames: int = 24
 
 
 def parameter_figure(rows: Sequence[dict], title: str = "Parameters by part") -> Figure:
-    """Bars of `ffnlib.models.parameter_table` rows: shared vs private, log scale."""
-    fig = Figure(figsize=(7, 0.6 + 0.5 * len(rows)))
+    """Bars of `ffnlib.models.parameter_table` rows: shared vs private, log scale, each bar's count
+    at its end, inside the frame (the axis reaches far enough right for the longest label)."""
+    fig = Figure(figsize=(7, 0.6 + 0.5 * len(rows)), layout="constrained")
     ax = fig.subplots()
     names = [f"{r['part']} ({r['sharing']}{', x' + str(r['copies']) if r['copies'] > 1 else ''})" for r in rows]
     colours = ["tab:gray" if r["sharing"] == "shared" else "tab:orange" for r in rows]
-    ax.barh(names, [r["total"] for r in rows], color=colours)
-    for y, r in enumerate(rows):
-        ax.text(r["total"], y, f" {r['total']:,}", va="center", fontsize=8)
+    totals = [r["total"] for r in rows]
+    ax.barh(names, totals, color=colours)
+    for y, total in enumerate(totals):
+        ax.text(total, y, f" {total:,}", va="center", fontsize=8)
     ax.set_xscale("log")
+    # room for the labels: the longest bar ends at about 70% of the width (log scale: in decades)
+    low = 10 ** np.floor(np.log10(max(1, min(totals))) - 0.3)
+    top = np.log10(max(totals))
+    ax.set_xlim(low, 10 ** (np.log10(low) + (top - np.log10(low)) / 0.7))
     ax.invert_yaxis()
     ax.set_xlabel("parameters (log scale)")
     ax.set_title(title)
-    fig.tight_layout()
     return fig
 
 
 def flops_figure(frame_range: Sequence[int], gflops_by_model: dict[str, Sequence[float]],
                  title: str = "Compute per clip") -> Figure:
-    """GFLOPs (multiply-adds) per clip against T, one line per model."""
+    """GFLOPs (multiply-adds) per clip against T, one line per model, in each model's colour
+    (`ffnlib.plots.style`: keys like vanilla, ffn or a model folder's name)."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
+    styles = line_styles(gflops_by_model)
     for name, values in gflops_by_model.items():
-        ax.plot(list(frame_range), list(values), marker="o", label=name)
+        ax.plot(list(frame_range), list(values), label=name, **styles[name].line())
     ax.set_xlabel("frames per clip (T)")
     ax.set_ylabel("GFLOPs per clip (multiply-adds)")
     ax.set_title(title)

@@ -4,9 +4,12 @@
     accuracy_vs_gflops(table)          top-1 against the compute per clip (needs tfd.with_gmacs)
     per_class_tfd(per_class)           per class, top-1 lost from 16F to 4F: which classes collapse
     prediction_panel(models, source, index)   one video's frames at each T and each model's answer
+
+Every model keeps its colour and marker from one figure to the next (`ffnlib.plots.style`).
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -14,11 +17,24 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from ffnlib.display import video_options, video_title  # noqa: F401  (video_options: the explorer's dropdown)
+from ffnlib.plots.frames import STRIP_SLOTS, time_strip, upscale
+from ffnlib.plots.style import line_styles, style_for
 from ffnlib.tfd import class_tfd, summarize
 
 _RIGHT, _WRONG = "tab:green", "tab:red"
-_STYLE = {"vanilla": ("C0", "o"), "st": ("C1", "s"), "proportional": ("C2", "^"), "mixed": ("C4", "v"),
-          "ffn": ("C3", "D")}
+_NAME_WIDTH = 44  # class names wrap at this many characters (never cut) in the per-class figure
+_ANSWER_WIDTH = 100  # and an answer of the explorer at this many
+
+
+def _wrap(text: str, width: int = _NAME_WIDTH, indent: str = "", initial: str = "") -> str:
+    return textwrap.fill(text, width, initial_indent=initial, subsequent_indent=indent, break_on_hyphens=False)
+
+
+def _say_empty(ax, message: str) -> None:
+    """Say in the axes why it holds no data, instead of leaving it blank."""
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", fontsize=10, color="0.3",
+            wrap=True, bbox=dict(facecolor="white", edgecolor="0.8", boxstyle="round"))
 
 
 def accuracy_vs_frames(table: pd.DataFrame, title: str = "accuracy vs evaluation frames",
@@ -30,18 +46,26 @@ def accuracy_vs_frames(table: pd.DataFrame, title: str = "accuracy vs evaluation
     """
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    for i, (name, rows) in enumerate(table.groupby(label_column, sort=False)):
+    groups = list(table.groupby(label_column, sort=False))
+    # coloured by model (the `model` column where there is one): vanilla_16f in vanilla's colour
+    styles = line_styles([name for name, _ in groups],
+                         {name: rows["model"].iloc[0] for name, rows in groups} if "model" in table.columns else None)
+    for name, rows in groups:
+        style = styles[name]
         stats = rows.groupby("eval_frames")["top1"].agg(["mean", "std", "count"]).reset_index()
-        ax.plot(stats["eval_frames"], stats["mean"], marker="o", markersize=3, color=f"C{i}", label=str(name))
+        ax.plot(stats["eval_frames"], stats["mean"], markersize=4, label=str(name), **style.line())
         if (stats["count"] > 1).any():
             ax.fill_between(stats["eval_frames"], stats["mean"] - stats["std"].fillna(0),
-                            stats["mean"] + stats["std"].fillna(0), color=f"C{i}", alpha=0.2)
+                            stats["mean"] + stats["std"].fillna(0), color=style.colour, alpha=0.2)
     if chance is not None:
         ax.axhline(chance, color="0.5", linestyle=":", linewidth=1, label=f"chance ({chance:.1f} %)")
     ax.set(xlabel="frames at evaluation (T)", ylabel="top-1 (%)", title=title, ylim=(0, 100))
-    ax.set_xticks(sorted(table["eval_frames"].unique()))
+    if table.empty:
+        _say_empty(ax, "no evaluation results in the table")
+    else:
+        ax.set_xticks(sorted(table["eval_frames"].unique()))
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
-    ax.legend()
     return fig
 
 
@@ -69,17 +93,19 @@ def accuracy_vs_gflops(table: pd.DataFrame, title: str = "accuracy vs compute pe
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     labelled = False
-    for (model, train_frames), rows in summary.groupby(["model", "train_frames"], sort=False):
-        colour, marker = _STYLE.get(model, ("0.3", "o"))
+    groups = list(summary.groupby(["model", "train_frames"], sort=False))
+    styles = line_styles([key for key, _ in groups], {key: key[0] for key, _ in groups})
+    for (model, train_frames), rows in groups:
+        style = styles[(model, train_frames)]
         if model == "st":
             rows = rows[rows["eval_frames"].astype(str) == train_frames]
             if rows.empty:
                 continue
-            ax.errorbar(rows["gmacs"], rows["top1_mean"], yerr=rows["top1_std"].fillna(0), fmt=marker, color=colour,
-                        markersize=8, capsize=3, label=f"ST trained at {train_frames}F", zorder=3)
+            ax.errorbar(rows["gmacs"], rows["top1_mean"], yerr=rows["top1_std"].fillna(0), fmt=style.marker,
+                        color=style.colour, markersize=8, capsize=3, label=f"ST trained at {train_frames}F", zorder=3)
             continue
-        ax.errorbar(rows["gmacs"], rows["top1_mean"], yerr=rows["top1_std"].fillna(0), marker=marker, color=colour,
-                    markersize=4, capsize=2, label=f"{model} ({train_frames}F)")
+        ax.errorbar(rows["gmacs"], rows["top1_mean"], yerr=rows["top1_std"].fillna(0), markersize=4, capsize=2,
+                    label=f"{model} ({train_frames}F)", **style.line())
         if not labelled:
             for x, y, t in zip(rows["gmacs"], rows["top1_mean"], rows["eval_frames"]):
                 ax.annotate(f"{t}F", (x, y), xytext=(0, -11), textcoords="offset points", fontsize=7,
@@ -89,12 +115,8 @@ def accuracy_vs_gflops(table: pd.DataFrame, title: str = "accuracy vs compute pe
            title=f"{title} ({_seeds_note(summary)})", ylim=(0, 100))
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
-
-
-def _short(text: str, width: int = 42) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def per_class_tfd(per_class: pd.DataFrame, models: Sequence[str] = ("vanilla", "ffn"), high: int = 16,
@@ -111,24 +133,35 @@ def per_class_tfd(per_class: pd.DataFrame, models: Sequence[str] = ("vanilla", "
     drops = {m: class_tfd(per_class, m, high, low).set_index("label") for m in present}
     first = drops[present[0]]
     order = list(first.index)
+    title = f"per-class TFD, classes sorted by {present[0]}'s drop"
+    if not order:
+        fig = Figure(figsize=(8.5, 2.5), layout="constrained")
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=10)
+        _say_empty(ax, f"no class has validation videos at both {high}F and {low}F: nothing to compare")
+        return fig
     shown = order if len(order) <= 2 * top else order[:top] + [None] + order[-top:]
-    fig = Figure(figsize=(8.5, 0.26 * len(shown) * max(1, len(present) / 2) + 1.4), layout="constrained")
+    names = [f"{label}: {_wrap(first.at[label, 'class_name'], indent='    ')}" if label is not None
+             else f"… {len(order) - 2 * top} classes not shown …" for label in shown]
+    row = 0.26 * max(1, len(present) / 2) * (1.4 if any("\n" in n for n in names) else 1)
+    fig = Figure(figsize=(8.5, row * len(shown) + 1.4), layout="constrained")
     ax = fig.add_subplot()
     height = 0.8 / len(present)
     y = np.arange(len(shown))
     for i, model in enumerate(present):
-        colour = _STYLE.get(model, (f"C{i}", None))[0]
         values = [drops[model]["drop"].get(label, np.nan) if label is not None else np.nan for label in shown]
-        ax.barh(y - 0.4 + height * (i + 0.5), values, height=height, color=colour, label=model)
-    names = [f"{label}: {_short(first.at[label, 'class_name'])}" if label is not None
-             else f"… {len(order) - 2 * top} classes not shown …" for label in shown]
+        ax.barh(y - 0.4 + height * (i + 0.5), values, height=height, color=style_for(model).colour, label=model)
     ax.set_yticks(y, names, fontsize=7 if len(shown) > 20 else 8)
     ax.invert_yaxis()
     ax.axvline(0, color="0.3", linewidth=0.8)
     ax.set_xlabel(f"top-1 at {high}F minus top-1 at {low}F (points; > 0: the class is worse at {low}F)")
+    if all((drops[m]["drop"] == 0).all() for m in present):
+        ax.set_xlim(-10, 10)
+        _say_empty(ax, f"every drop is 0: each class scores the same at {low}F as at {high}F")
     n = int(first["n"].median())
     seeds = int(first["seeds"].max())
-    ax.set_title(f"per-class TFD, classes sorted by {present[0]}'s drop\n{len(order)} classes, median {n} videos "
+    ax.set_title(f"{title}\n{len(order)} classes, median {n} videos "
                  f"per class" + (f", mean over {seeds} seeds" if seeds > 1 else ""), fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -136,12 +169,6 @@ def per_class_tfd(per_class: pd.DataFrame, models: Sequence[str] = ("vanilla", "
 
 
 # ------------------------------------------------------------------------------------------ explorer
-def video_options(source, limit: int = 500) -> list[tuple[str, int]]:
-    """(label, index) pairs for a dropdown of the first `limit` videos of `source` (an SSv2 split)."""
-    return [(f"{i}: {source.classes[label] if label >= 0 else '(no label)'} ({video_id})", i)
-            for i, (video_id, label) in enumerate(source.samples[:limit])]
-
-
 @torch.no_grad()
 def predict_video(models: Mapping[str, tuple], source, index: int,
                   frame_counts: Sequence[int] = (4, 8, 16)) -> tuple[pd.DataFrame, dict]:
@@ -184,54 +211,46 @@ def predict_video(models: Mapping[str, tuple], source, index: int,
     return pd.DataFrame(rows), shown
 
 
-def _time_strip(frames: np.ndarray, columns: int, gap: int) -> tuple[np.ndarray, list[float]]:
-    """`frames` (T, S, S, 3) uint8 laid out on a white strip of `columns` slots, frame k in the slot
-    where its segment centre lies in time; returns the strip (S, W, 3) and each frame's x centre."""
-    t, size = frames.shape[0], frames.shape[1]
-    strip = np.full((size, columns * (size + gap) - gap, 3), 255, dtype=np.uint8)  # (S, W, 3)
-    centres = []
-    for k in range(t):
-        x0 = min(columns - 1, int((k + 0.5) * columns / t)) * (size + gap)
-        strip[:, x0:x0 + size] = frames[k]
-        centres.append(x0 + (size - 1) / 2)
-    return strip, centres
-
-
 def prediction_panel(models: Mapping[str, tuple], source, index: int,
                      frame_counts: Sequence[int] = (4, 8, 16)) -> Figure:
-    """Video `index` of `source` at each T: its frames at the segment centres (as the network sees
-    them, placed along the video's time axis, frame index above each) and each model's top prediction
-    and confidence, green when right, red when wrong. `models` maps a name to (model, TrainConfig),
-    e.g. vanilla and FFN."""
+    """Video `index` of `source` at each T: its frames at the segment centres as the network sees them
+    (enlarged by whole pixels; placed along the video's time axis, eight places to a line; frame
+    index above each), and below them each model's top prediction with its confidence and its class
+    name whole (wrapped when longer than a line), green when right, red when wrong. The frames take
+    the whole width, so that they stay large where JupyterLab shrinks the figure to its output area.
+    `models` maps a name to (model, TrainConfig), e.g. vanilla and FFN. The title names the video as
+    `ffnlib.display.video_title` (and the explorer's dropdown) does."""
     from ffnlib.transforms import denormalize
 
     table, shown = predict_video(models, source, index, frame_counts)
-    video_id, label = source.samples[index]
     frame_counts = list(shown)
-    columns = max(frame_counts)
-    fig = Figure(figsize=(13, 1.1 * len(frame_counts) + 0.6), layout="constrained")
-    axes = fig.subplots(len(frame_counts), 2, squeeze=False, width_ratios=[0.66, 0.34])
-    for (strip_ax, text_ax), t in zip(axes, frame_counts):
-        frame_idx, clip = shown[t]
-        strip, centres = _time_strip(denormalize(clip), columns, gap=max(1, clip.shape[-1] // 8))  # (T, S, S, 3)
+    strips = {t: time_strip(upscale(denormalize(shown[t][1]))) for t in frame_counts}  # (T, S, S, 3) -> (H, W, 3)
+    answers = {t: [(_wrap(f"{'✓' if row.correct else '✗'} {row.model}, {row.confidence:.0%}: {row.class_name}",
+                          _ANSWER_WIDTH, indent="      "), _RIGHT if row.correct else _WRONG)
+                   for row in table[table["eval_frames"] == t].itertuples()] for t in frame_counts}
+    size, leading = 11, 1.3  # points, line spacing of the answers
+    text_inches = {t: sum(text.count("\n") + 1 for text, _ in answers[t]) * size * leading / 72 + 0.08
+                   for t in frame_counts}
+    line_inches = 1.55  # one line of eight frames at 11 inches wide
+    heights = [h for t in frame_counts for h in (line_inches * int(np.ceil(t / STRIP_SLOTS)), text_inches[t])]
+    fig = Figure(figsize=(11, sum(heights) + 0.4 * len(frame_counts) + 0.6), layout="constrained")
+    axes = fig.subplots(2 * len(frame_counts), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for strip_ax, text_ax, t in zip(axes[::2], axes[1::2], frame_counts):
+        strip, anchors = strips[t]
         strip_ax.imshow(strip, interpolation="nearest")
-        strip_ax.xaxis.tick_top()
-        strip_ax.set_xticks(centres, [str(i) for i in frame_idx], fontsize=6)
-        strip_ax.tick_params(axis="x", length=0, pad=1)
+        for (x, y), i in zip(anchors, shown[t][0]):
+            strip_ax.text(x, y, str(i), ha="center", va="center", fontsize=9, color="0.2")
+        strip_ax.set_xticks([])
         strip_ax.set_yticks([])
-        strip_ax.set_ylabel(f"T={t}", fontsize=10)
+        strip_ax.set_ylabel(f"T={t}", fontsize=11, rotation=0, ha="right", va="center")
         for spine in strip_ax.spines.values():
             spine.set_visible(False)
         text_ax.set_axis_off()
-        of_t = table[table["eval_frames"] == t].reset_index(drop=True)
-        step = min(0.3, 0.9 / len(of_t))
-        for i, row in of_t.iterrows():
-            mark = "✓" if row["correct"] else "✗"
-            text_ax.text(0.0, 0.5 + ((len(of_t) - 1) / 2 - i) * step,
-                         f"{mark} {row['model']}: {_short(row['class_name'], 34)} ({row['confidence']:.0%})",
-                         color=_RIGHT if row["correct"] else _WRONG, fontsize=8.5, va="center",
-                         transform=text_ax.transAxes)
-    truth = source.classes[label] if label >= 0 else "(no label)"
-    fig.suptitle(f"video {video_id} (sample {index}): {truth}; frames at the test segment centres, "
-                 f"frame index above each", fontsize=10)
+        top = 0.0
+        for text, colour in answers[t]:  # one under the other, from the top of the axes
+            text_ax.annotate(text, (0, 1), xycoords="axes fraction", xytext=(0, top), textcoords="offset points",
+                             va="top", ha="left", fontsize=size, color=colour, linespacing=leading)
+            top -= (text.count("\n") + 1) * size * leading
+    fig.suptitle(f"{video_title(source, index)}\nframes at the test segment centres, frame index above each; "
+                 "below, each model's answer", fontsize=10)
     return fig
