@@ -6,6 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUN ?= runs/demo
+# pytest-xdist: the unit tests in up to 4 processes; the tests of one file stay in one process, so a
+# module's fixtures (a reference training run) are built once.
+PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 
 BROWSER_STAMP := $(VENV)/.installed-browser
 BROWSER_ARTIFACTS ?= scratch/browser
@@ -28,12 +31,12 @@ setup: $(STAMP)  ## create .venv with the pinned requirements and ffnlib (editab
 demo: $(STAMP)  ## the main job: notebooks 01..08 headless on the built-in data, into runs/demo
 	$(PY) -m ffnlib.workbook reproduce --profile demo --out $(RUN)
 
-test: $(STAMP)  ## unit tests, then every notebook under nbval in smoke mode
-	$(PY) -m pytest tests
+test: $(STAMP)  ## every unit test, then every notebook under nbval in smoke mode
+	$(PY) -m pytest tests $(PARALLEL)
 	$(MAKE) --no-print-directory test-notebooks
 
-test-unit: $(STAMP)  ## unit tests only
-	$(PY) -m pytest tests
+test-unit: $(STAMP)  ## the fast lane: unit tests but the slow ones (training in subprocesses, torch.compile, notebooks)
+	$(PY) -m pytest tests -m "not slow" $(PARALLEL)
 
 # Notebooks share one fresh run folder (04 and 07 train what 05 and 08 read), never runs/ itself.
 test-notebooks: $(STAMP)  ## nbval over the notebooks in smoke mode (FFN_SMOKE=1, about a minute each at most)

@@ -163,7 +163,7 @@ def config_summary(config, baseline, baseline_name: str = "the defaults", name: 
     `baseline` (e.g. the profile's config) and how; the last line names the call that prints it all."""
     diff = config_diff(config, baseline)
     total = len(_as_dict(config))
-    name = name or getattr(config, "run_name", "config")
+    name = name or getattr(config, "model_name", "config")
     if not diff:
         head = f"{name}: all {total} settings as {baseline_name}"
         lines = []

@@ -48,12 +48,12 @@ def train_indices(num_video_frames: int, num_frames: int, rng: np.random.Generat
     _check_sizes(num_video_frames, num_frames)
     segment = num_video_frames // num_frames
     if segment == 0:  # N < T: nothing to draw, repeat frames as in test mode
-        return test_indices(num_video_frames, num_frames)
+        return centre_indices(num_video_frames, num_frames)
     starts = np.arange(num_frames, dtype=np.int64) * segment
     return starts + rng.integers(segment, size=num_frames, dtype=np.int64)
 
 
-def test_indices(num_video_frames: int, num_frames: int) -> np.ndarray:
+def centre_indices(num_video_frames: int, num_frames: int) -> np.ndarray:
     """The centre frame of each of `num_frames` segments: (num_frames,) int64, sorted, deterministic.
 
     Also right for N < T, where it repeats frames: every frame is the centre of some segment.
@@ -63,16 +63,12 @@ def test_indices(num_video_frames: int, num_frames: int) -> np.ndarray:
     return (num_video_frames * (2 * k + 1)) // (2 * num_frames)
 
 
-# pytest would collect a module-level function named test_*; it is a library function, not a test.
-test_indices.__test__ = False
-
-
 def segment_indices(
     num_video_frames: int, num_frames: int, *, train: bool, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """`train_indices` (needs `rng`) or `test_indices` (ignores it): (num_frames,) int64."""
+    """`train_indices` (needs `rng`) or `centre_indices` (ignores it): (num_frames,) int64."""
     if not train:
-        return test_indices(num_video_frames, num_frames)
+        return centre_indices(num_video_frames, num_frames)
     if rng is None:
         raise ValueError("train sampling needs an explicit numpy Generator (rng=...)")
     return train_indices(num_video_frames, num_frames, rng)

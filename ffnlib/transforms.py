@@ -158,31 +158,13 @@ def train_crop_resize(frames: torch.Tensor, box: Crop, frame_size: int) -> torch
     return resize(crop(frames, box), frame_size, frame_size)
 
 
-def test_resize_crop(frames: torch.Tensor, frame_size: int, resize_size: int) -> torch.Tensor:
+def resize_centre_crop(frames: torch.Tensor, frame_size: int, resize_size: int) -> torch.Tensor:
     """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) uint8: shorter side to resize_size, centre crop."""
     _check_frames(frames)
     if resize_size < frame_size:
         raise ValueError(f"resize_size ({resize_size}) must be at least frame_size ({frame_size})")
     resized = resize_shorter_side(frames, resize_size)
     return crop(resized, centre_crop_box(resized.shape[-2], resized.shape[-1], frame_size))
-
-
-def train_transform(frames: torch.Tensor, box: Crop, frame_size: int) -> torch.Tensor:
-    """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) float32 normalised: `box` on every frame.
-
-    `box` is drawn once per sample with `sample_multiscale_crop`, so all T frames share it.
-    """
-    return normalize(train_crop_resize(frames, box, frame_size))
-
-
-def test_transform(frames: torch.Tensor, frame_size: int, resize_size: int) -> torch.Tensor:
-    """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) float32 normalised; deterministic."""
-    return normalize(test_resize_crop(frames, frame_size, resize_size))
-
-
-# library functions, not pytest tests
-test_resize_crop.__test__ = False
-test_transform.__test__ = False
 
 
 def to_clips(
@@ -248,7 +230,7 @@ class ClipTransform:
     def spatial(self, frames: torch.Tensor, box: Crop | None) -> torch.Tensor:
         """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) uint8: the crop and resize, not normalised."""
         if not self.train:
-            return test_resize_crop(frames, self.frame_size, self.resize_size)
+            return resize_centre_crop(frames, self.frame_size, self.resize_size)
         if box is None:
             raise ValueError("the train transform needs a crop box (from draw)")
         return train_crop_resize(frames, box, self.frame_size)

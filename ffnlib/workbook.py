@@ -67,8 +67,8 @@ def run_notebook(notebook: str | Path, run_dir: str | Path, parameters: dict | N
 
     `run_dir` is injected as the notebook's `run_dir` parameter, and `interactive=False` (unless given)
     where the notebook declares it (no widgets, no progress bars): a headless run has no front-end for
-    widgets, a saved tqdm widget reads "0%" where its state is not rendered, and papermill's executor
-    hung on notebook 02's `widgets.interact` cell in 9 of 10 runs before. Raises NotebookFailed naming
+    widgets (papermill's executor can hang on one), and a saved tqdm widget reads "0%" where its state
+    is not rendered. Raises NotebookFailed naming
     the notebook and the cell when a cell raises; the executed notebook is kept either way.
     """
     import papermill

@@ -1,9 +1,12 @@
 import argparse
 import re
 
+import pytest
+
 from ffnlib.bench import model
 
 
+@pytest.mark.slow
 def test_step_times_report_every_step_and_the_macs_ratio():
     res = model.step_times("small", batch_size=1, frame_size=16, num_classes=5, frame_counts=(2, 4),
                            steps=1, warmup=0, threads=1)

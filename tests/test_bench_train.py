@@ -44,6 +44,7 @@ def test_search_max_batch_finds_the_edge(limit_fits, start, resolution, expected
     assert all(b <= 4096 for b in tried)
 
 
+@pytest.mark.slow
 def test_toy_run_writes_json_lines_and_a_results_table(tmp_path, capsys, torch_state):
     rows = train.run(toy(tmp_path))
     out = capsys.readouterr().out
@@ -80,6 +81,7 @@ def test_toy_run_writes_json_lines_and_a_results_table(tmp_path, capsys, torch_s
     assert "tsm_small" in out and "ffn_small" in out  # the printed table
 
 
+@pytest.mark.slow
 def test_sweep_appends_a_section_and_reuses_the_clips(tmp_path, torch_state):
     train.run(toy(tmp_path, "--model", "ffn_small", "--no-sync-variant", "--peak", "0.05"))
     written = {p: p.stat().st_mtime_ns for p in (tmp_path / "clips").glob("*.webm")}

@@ -11,6 +11,8 @@ import torch
 
 from ffnlib.models import create_model
 
+pytestmark = pytest.mark.slow  # `make test-unit` leaves it out; `make test` runs it
+
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="inductor builds C++ on a CPU and no C++ compiler is installed")

@@ -15,7 +15,7 @@ from ffnlib.datasets import (
     open_dataset,
 )
 from ffnlib.layouts.ssv2 import LABELS_FILE, SPLIT_FILES
-from ffnlib.sampling import test_indices
+from ffnlib.sampling import centre_indices
 from ffnlib.transforms import MEAN, STD
 from ffnlib.video import VideoDecodeError, write_video
 
@@ -154,7 +154,7 @@ def test_single_t_view_in_test_mode_takes_segment_centres(root):
         clip, label = view[index]
         assert clip.shape == (3, 8, 16, 16) and clip.dtype == torch.float32
         assert label == view.source.samples[index][1]
-        assert frame_numbers(clip) == test_indices(NUM_VIDEO_FRAMES[video_id], 8).tolist()
+        assert frame_numbers(clip) == centre_indices(NUM_VIDEO_FRAMES[video_id], 8).tolist()
 
 
 def test_num_frames_override_for_one_sample(root):

@@ -11,8 +11,9 @@ from PIL import Image
 from ffnlib.datasets import MultiFrameClips, VideoClips, open_dataset, open_train_val
 from ffnlib.frames import write_frames
 from ffnlib.layouts import DatasetError, frames as tsm_frames, hmdb51, kinetics, ssv1, ssv2, video_list
-from ffnlib.sampling import test_indices
-from ffnlib.train import TrainConfig, fit, read_metrics
+from ffnlib.sampling import centre_indices
+from ffnlib.runs import ModelRun
+from ffnlib.train import TrainConfig, fit
 from ffnlib.transforms import MEAN, STD
 from ffnlib.video import VideoDecodeError, write_video
 
@@ -133,7 +134,7 @@ def test_every_layout_gives_the_same_samples(layouts, layout):
         assert source.decode(index).num_frames == n
         clip, got_label = view[index]
         assert clip.shape == (3, 8, 16, 16) and got_label == label
-        assert frame_numbers(clip) == test_indices(n, 8).tolist()
+        assert frame_numbers(clip) == centre_indices(n, 8).tolist()
         if layout in LOSSLESS:  # the very tensors the SSv2 reader gives for the same pixels
             assert torch.equal(clip, reference[ssv2_index[names[vid]]][0])
         else:  # the tensors a whole-folder Pillow decode of the same JPEG files gives, crop and indices included
@@ -320,7 +321,7 @@ def test_a_smoke_training_on_every_layout(layouts, layout, tmp_path, torch_state
                                         epochs=1, batch_size=2, steps_per_epoch=2, recipe="ffn", frame_counts=[4, 8],
                                         eval_frame_counts=[4, 8], threads=1, deterministic=True))
     result = fit(config, tmp_path / "run", progress=False)
-    (metrics,) = read_metrics(tmp_path / "run")
+    (metrics,) = ModelRun(tmp_path / "run").read_metrics()
     assert metrics["epoch"] == 1 and np.isfinite(metrics["train_loss"])
     assert 0 <= metrics["val_top1_4"] <= 100 and 0 <= metrics["val_top1_8"] <= 100
     logits = result.model([torch.zeros(1, 3, t, 16, 16) for t in (4, 8)])

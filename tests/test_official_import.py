@@ -35,6 +35,7 @@ def profile(tmp_path, tiny_root):
     return path
 
 
+@pytest.mark.slow
 def test_imported_models_are_evaluated_like_trained_ones(tmp_path, files, profile):
     run = tmp_path / "run"
     assert official_import.main([str(files["ffn"]), str(run), "--config", str(profile)]) == 0
@@ -79,7 +80,7 @@ def test_an_existing_model_folder_is_replaced_only_when_forced(tmp_path, files, 
     official_import.import_official(files["tsm_repo"], run, "vanilla_16f", profile=profile,
                                     overrides={"num_frames": 16}, force=True)
     assert not any(path.exists() for path in stale)
-    assert load_trained(folder)[1].table_name == "vanilla"
+    assert load_trained(folder)[1].model == "vanilla"
 
 
 def test_a_checkpoint_for_another_dataset_is_refused(tmp_path, tiny_root, profile, capsys):
@@ -97,14 +98,14 @@ def spec(family="tsm", num_frames=None, **kwargs) -> OfficialCheckpoint:
                               model_kwargs={**implied, **kwargs})
 
 
-@pytest.mark.parametrize("checkpoint, overrides, num_frames, run_name", [
+@pytest.mark.parametrize("checkpoint, overrides, num_frames, model_name", [
     (spec(), {}, 16, "vanilla_16f"),  # nothing says: the profile's num_frames
     (spec(num_frames=8), {}, 8, "st_8f"),  # the TSM repo's file name
     (spec(num_frames=8), {"num_frames": 16}, 16, "vanilla_16f"),  # --set wins
 ])
-def test_the_training_t_of_a_tsm(profile, checkpoint, overrides, num_frames, run_name):
+def test_the_training_t_of_a_tsm(profile, checkpoint, overrides, num_frames, model_name):
     config = official_import.imported_config(checkpoint, profile, overrides)
-    assert (config.recipe, config.num_frames, config.model_name, config.pretrained) == ("vanilla", num_frames, run_name, "")
+    assert (config.recipe, config.num_frames, config.model_name, config.pretrained) == ("vanilla", num_frames, model_name, "")
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -10,7 +10,6 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from ffnlib.plots import models as model_plots  # noqa: E402
 from ffnlib.plots import tfd as tfd_plots  # noqa: E402
 from ffnlib.plots import train as train_plots  # noqa: E402
 from ffnlib.plots.style import (MODEL_STYLES, UNKNOWN_COLOURS, line_styles, model_of,  # noqa: E402
@@ -50,7 +49,7 @@ def test_line_styles_tell_two_folders_of_one_model_apart():
 
 
 def _long_table() -> pd.DataFrame:
-    rows = [{"model": m, "train_frames": tf, "run": run, "eval_frames": t, "top1": 50.0 + t, "top5": 90.0,
+    rows = [{"model": m, "train_frames": tf, "model_name": run, "eval_frames": t, "top1": 50.0 + t, "top5": 90.0,
              "n": 10, "seed": 0, "gmacs": 0.1 * t} for m, tf, run in MODELS for t in (2, 4, 8, 16)]
     return pd.DataFrame(rows)
 
@@ -83,7 +82,6 @@ def test_the_same_model_has_the_same_colour_in_every_figure():
                                lambda label: "st" if label.startswith("ST") else label.split(" (")[0]),
         "per_class_tfd": (tfd_plots.per_class_tfd(_per_class()), lambda label: label),
         "training_curves": (train_plots.training_curves(histories), lambda label: label.split(" ")[0]),
-        "flops_figure": (model_plots.flops_figure([4, 8], {"vanilla": [1, 2], "ffn": [1, 2]}), lambda label: label),
     }
     for name, (fig, model_in) in figures.items():
         colours = _line_colours(fig)

@@ -108,7 +108,7 @@ def test_predict_video_answers_each_model_at_each_t(explorer):
     assert (table["correct"] == (table["prediction"] == label)).all() and (table["label"] == label).all()
     assert ((0 < table["confidence"]) & (table["confidence"] <= 1) & (table["true_prob"] <= table["confidence"])).all()
     num_video_frames = source.decode(3).num_frames
-    assert shown[8][0].tolist() == sampling.test_indices(num_video_frames, 8).tolist()  # segment centres
+    assert shown[8][0].tolist() == sampling.centre_indices(num_video_frames, 8).tolist()  # segment centres
     assert tuple(shown[2][1].shape) == (3, 2, 32, 32)  # (C, T, S, S)
     again, _ = tfd_plots.predict_video(models, source, 3, (2, 8))
     pd.testing.assert_frame_equal(table, again)  # eval mode: no dropout, same answer
@@ -128,7 +128,7 @@ def test_prediction_panel_marks_each_answer_and_labels_each_frame(explorer):
     assert image.shape[0] >= 96 and image.shape[1] >= 8 * 96  # 32 px frames enlarged 3x, eight places a line
     num_video_frames = source.decode(0).num_frames
     frame_labels = [t.get_text() for t in strips[1].texts]
-    assert frame_labels == [str(i) for i in sampling.test_indices(num_video_frames, 4)]
+    assert frame_labels == [str(i) for i in sampling.centre_indices(num_video_frames, 4)]
 
 
 def test_prediction_panel_shows_long_class_names_whole(explorer):

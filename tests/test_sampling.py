@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ffnlib.sampling import multi_segment_indices, segment_indices, test_indices, train_indices, union
+from ffnlib.sampling import multi_segment_indices, segment_indices, centre_indices, train_indices, union
 
 
 def official_val_indices(num_video_frames, num_frames):
@@ -23,7 +23,7 @@ def official_val_indices(num_video_frames, num_frames):
     (5, 1, [2]),
 ])
 def test_centres_hand_computed(n, t, expected):
-    idx = test_indices(n, t)
+    idx = centre_indices(n, t)
     assert idx.dtype == np.int64
     assert idx.tolist() == expected
 
@@ -31,12 +31,12 @@ def test_centres_hand_computed(n, t, expected):
 @pytest.mark.parametrize("n", [17, 30, 45, 48, 61, 100, 251])
 @pytest.mark.parametrize("t", [4, 8, 16])
 def test_centres_match_official_formula_when_n_exceeds_t(n, t):
-    np.testing.assert_array_equal(test_indices(n, t), official_val_indices(n, t))
+    np.testing.assert_array_equal(centre_indices(n, t), official_val_indices(n, t))
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 15])
 def test_short_videos_use_every_frame_in_order(n):
-    idx = test_indices(n, 16)
+    idx = centre_indices(n, 16)
     assert len(idx) == 16 and np.all(np.diff(idx) >= 0)
     assert set(idx.tolist()) == set(range(n))
 
@@ -82,7 +82,7 @@ def test_train_needs_a_generator_and_valid_sizes():
     with pytest.raises(ValueError, match="Generator"):
         segment_indices(48, 8, train=True)
     with pytest.raises(ValueError, match="0 frames"):
-        test_indices(0, 8)
+        centre_indices(0, 8)
     with pytest.raises(ValueError, match="num_frames"):
         train_indices(48, 0, np.random.default_rng(0))
 
@@ -93,7 +93,7 @@ def test_multi_frame_sets_follow_the_given_order():
     sets = multi_segment_indices(48, (16, 4, 8), train=True, rng=np.random.default_rng(0))
     assert [len(s) for s in sets] == [16, 4, 8]
     sets = multi_segment_indices(48, train=False)
-    assert [s.tolist() for s in sets] == [test_indices(48, t).tolist() for t in (4, 8, 16)]
+    assert [s.tolist() for s in sets] == [centre_indices(48, t).tolist() for t in (4, 8, 16)]
 
 
 def test_multi_frame_sets_are_drawn_independently():

@@ -3,6 +3,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,7 @@ def test_requirements_pin_every_pyproject_package_exactly():
     assert "torch==2.13.0" in lines  # the local CPU wheel; anything else pulls CUDA packages
 
 
+@pytest.mark.slow
 def test_ffnlib_imports_without_torchvision():
     import subprocess
     import sys

@@ -11,6 +11,8 @@ from ffnlib.runs import ModelRun
 from ffnlib.train import TrainConfig, epoch_batches
 from ffnlib.train.distributed import World
 
+pytestmark = pytest.mark.slow  # `make test-unit` leaves it out; `make test` runs it
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 

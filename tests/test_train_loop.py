@@ -80,6 +80,7 @@ def test_each_recipe_fills_its_run_folder(tiny_root, tmp_path, recipe, torch_sta
         assert torch.equal(value, model.state_dict()[key]), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["vanilla", "ffn"])
 def test_tiny_model_overfits_a_tiny_set(tiny_root, recipe, torch_state):
     """The training step (forward, loss, backward, clipping, SGD) drives the loss down on one fixed batch."""
@@ -179,6 +180,7 @@ def assert_same_run(run_dir, reference_dir):
 
 
 @pytest.mark.parametrize("kill_at_step", [3, 9])  # mid-epoch 1 (after a step checkpoint), mid-epoch 2
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_the_uninterrupted_run(reference_run, tmp_path, kill_at_step):
     config, reference_dir = reference_run
     run = ModelRun(tmp_path / "run")
@@ -199,6 +201,7 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(reference_run, tmp_pat
     assert_same_run(run.root, reference_dir)
 
 
+@pytest.mark.slow
 def test_sigusr1_saves_exits_for_requeue_and_resumes(reference_run, tmp_path):
     config, reference_dir = reference_run
     run = ModelRun(tmp_path / "run")
@@ -248,6 +251,7 @@ def run_and_kill(config, run: ModelRun, tmp_path, **env):
 
 # The saves of the reference run: step 2 last.pt, step 4 last.pt, end of epoch 1 (step 6) best.pt then
 # last.pt, step 8 and 10 last.pt, end of epoch 2 best.pt (if better), last.pt, then final.pt.
+@pytest.mark.slow
 @pytest.mark.parametrize("die_at_save, half_written", [(3, ".best.pt.tmp-*"), (4, ".last.pt.tmp-*")])
 def test_kill_during_a_checkpoint_write_resumes_to_the_uninterrupted_run(reference_run, tmp_path, die_at_save,
                                                                           half_written):
@@ -263,6 +267,7 @@ def test_kill_during_a_checkpoint_write_resumes_to_the_uninterrupted_run(referen
     assert_same_run(run.root, reference_dir)
 
 
+@pytest.mark.slow
 def test_kill_between_last_pt_and_its_metrics_line_loses_no_line(reference_run, tmp_path):
     config, reference_dir = reference_run
     run = ModelRun(tmp_path / "run")
@@ -282,6 +287,7 @@ def test_cli_rejects_a_bad_config_with_the_file_and_key(tmp_path):
     assert "bad.yaml" in done.stderr and "learnig_rate" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_signal_during_validation_keeps_the_epoch_and_resumes(reference_run, tmp_path, monkeypatch, torch_state):
     config, reference_dir = reference_run
     real = loop_module.evaluate
@@ -309,6 +315,7 @@ def test_checkpoint_names_are_checked(tmp_path):
         load_trained(tmp_path, "bset")
 
 
+@pytest.mark.slow
 def test_sigterm_to_every_process_with_loader_workers_saves_and_exits_for_requeue(reference_run, tmp_path):
     """SLURM's preemption sends TERM to every process of the job, the loader's workers included: the
     workers ignore it, the main process saves last.pt at the next step and exits 75."""
@@ -329,6 +336,7 @@ def test_sigterm_to_every_process_with_loader_workers_saves_and_exits_for_requeu
     assert_same_run(run.root, reference_dir)
 
 
+@pytest.mark.slow
 def test_a_second_trainer_of_one_model_folder_is_refused(reference_run, tmp_path):
     config = reference_run[0].replace(epochs=500)  # the first is still training when the second starts
     run = ModelRun(tmp_path / "run")
@@ -371,6 +379,7 @@ def test_results_without_a_resume_point_are_refused_unless_restarted(tiny_root, 
     assert [line["epoch"] for line in again.history] == [1] and run.final.exists()
 
 
+@pytest.mark.slow
 def test_a_stop_during_validation_logs_the_epochs_lr_and_time(tiny_root, tmp_path, monkeypatch, torch_state):
     """The resumed epoch's line: the lr of its last step (cosine: it moves every step), the training
     seconds and throughput of the epoch, not of the validation that finished it."""

@@ -15,10 +15,10 @@ from ffnlib.transforms import (
     resize,
     resize_shorter_side,
     sample_multiscale_crop,
-    test_transform,
     to_clips,
-    train_transform,
 )
+
+TRAIN = ClipTransform(train=True, frame_size=16, resize_size=16)
 
 
 def coordinate_frames(num_frames=3, height=24, width=40):
@@ -82,7 +82,7 @@ def test_crop_draw_comes_only_from_the_generator():
 def test_train_transform_uses_one_crop_for_every_frame():
     frames = coordinate_frames(num_frames=5)
     box = Crop(top=4, left=8, height=16, width=16)
-    out = denormalize(train_transform(frames, box, frame_size=16))  # same size: no resampling
+    out = denormalize(TRAIN.apply(frames, box))  # same size: no resampling
     assert out.shape == (5, 3, 16, 16) and out.dtype == torch.float32
     rows = torch.arange(4, 20, dtype=torch.float32).view(16, 1).expand(16, 16)
     cols = torch.arange(8, 24, dtype=torch.float32).view(1, 16).expand(16, 16)
@@ -108,7 +108,7 @@ def test_clip_transform_shares_its_draw_across_frames():
 
 def test_resize_to_the_crop_changes_aspect_ratio_and_keeps_corners():
     frames = coordinate_frames(num_frames=1, height=40, width=64)
-    out = denormalize(train_transform(frames, Crop(0, 0, 40, 40), frame_size=20))
+    out = denormalize(ClipTransform(train=True, frame_size=20, resize_size=20).apply(frames, Crop(0, 0, 40, 40)))
     assert out.shape == (1, 3, 20, 20)
     # a 2x antialiased downscale of a linear ramp: pixel k averages rows 2k-1..2k+2 (clamped)
     assert out[0, 0, :, 0].round().tolist()[1:-1] == pytest.approx([2 * k + 0.5 for k in range(1, 19)], abs=1)
@@ -116,12 +116,12 @@ def test_resize_to_the_crop_changes_aspect_ratio_and_keeps_corners():
 
 # ---- test mode ----
 
-def test_test_transform_resizes_shorter_side_then_centre_crops():
+def test_evaluation_resizes_the_shorter_side_then_centre_crops():
     frames = coordinate_frames(num_frames=2, height=24, width=40)
     resized = resize_shorter_side(frames, 48)
     assert resized.shape == (2, 3, 48, 80)  # int(48 * 40 / 24) = 80
     assert centre_crop_box(48, 80, 40) == Crop(4, 20, 40, 40)
-    out = test_transform(frames, frame_size=40, resize_size=48)
+    out = ClipTransform(train=False, frame_size=40, resize_size=48).apply(frames, None)
     assert out.shape == (2, 3, 40, 40)
     torch.testing.assert_close(out, normalize(resized[:, :, 4:44, 20:60]))
     tall = resize_shorter_side(coordinate_frames(1, 40, 24), 12)

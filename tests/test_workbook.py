@@ -28,6 +28,7 @@ def cli(*args, timeout=120):
                           text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_run_injects_parameters_records_them_and_keeps_the_executed_notebook(tmp_path):
     nb = write_notebook(tmp_path / "n.ipynb", 'run_dir = ""\nseed = 1',
                         "from pathlib import Path\nPath(run_dir, 'out.txt').write_text(str(seed * 2))")
@@ -38,6 +39,7 @@ def test_run_injects_parameters_records_them_and_keeps_the_executed_notebook(tmp
         "seed": 21, "run_dir": str(tmp_path / "run")}
 
 
+@pytest.mark.slow
 def test_headless_runs_turn_widgets_off_where_a_notebook_declares_them(tmp_path):
     nb = write_notebook(tmp_path / "n.ipynb", 'run_dir = ""\ninteractive = True',
                         "from pathlib import Path\nPath(run_dir, 'out.txt').write_text(str(interactive))")
@@ -56,6 +58,7 @@ def test_unknown_or_bad_parameters_are_refused_by_name_before_running(tmp_path):
     assert not (tmp_path / "run" / "n.ipynb").exists()
 
 
+@pytest.mark.slow
 def test_failing_cell_is_named(tmp_path):
     nb = write_notebook(tmp_path / "n.ipynb", "seed = 1", "x = 1", "raise ValueError('bad size')")
     with pytest.raises(workbook.NotebookFailed, match=r"n.ipynb: cell 3 failed: ValueError: bad size") as info:
@@ -63,17 +66,26 @@ def test_failing_cell_is_named(tmp_path):
     assert info.value.output.exists() and not info.value.user_error
 
 
-@pytest.mark.parametrize("cell, code", [
-    ("from ffnlib.train import Preempted\nraise Preempted('signal')", REQUEUE_EXIT_CODE),
-    ("from ffnlib.runs import RunInUse\nraise RunInUse('runs/x/models/ffn is in use by pid 1')", 2),
-    ("raise KeyError('a bug')", 1),
-])
-def test_exit_codes_say_requeue_user_error_or_failure(tmp_path, cell, code):
-    nb = write_notebook(tmp_path / "n.ipynb", "seed = 1", cell)
+@pytest.mark.slow
+def test_a_preempted_training_cell_exits_for_requeue(tmp_path):
+    nb = write_notebook(tmp_path / "n.ipynb", "seed = 1", "from ffnlib.train import Preempted\nraise Preempted('signal')")
     done = cli("run", nb, "--run-dir", tmp_path / "run")
-    assert done.returncode == code, done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith("error: n.ipynb: cell 2 failed")
+    assert done.returncode == REQUEUE_EXIT_CODE, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: n.ipynb: cell 2 failed: Preempted: signal")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("ename, code", [("Preempted", REQUEUE_EXIT_CODE), ("RunInUse", 2), ("DatasetError", 2),
+                                         ("VideoDecodeError", 2), ("KeyError", 1)])
+def test_a_failed_cell_exits_for_requeue_on_a_user_error_or_on_a_bug(tmp_path, monkeypatch, capsys, ename, code):
+    def failing(notebook, *_args, **_kwargs):
+        raise workbook.NotebookFailed(notebook, 7, ename, "what went wrong\nsecond line", tmp_path / "out.ipynb")
+
+    monkeypatch.setattr(workbook, "run_notebook", failing)
+    assert workbook.main(["run", "04", "--run-dir", str(tmp_path / "run")]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: 04_train_tsm.ipynb: cell 7 failed: {ename}: what went wrong second line "
+                   f"(executed notebook: {tmp_path / 'out.ipynb'})"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -83,12 +95,12 @@ def test_exit_codes_say_requeue_user_error_or_failure(tmp_path, cell, code):
     (["run", "04", "--run-dir", "x", "-f", "nope.yaml"], "nope.yaml: cannot read a YAML file"),
     (["run", "09", "--run-dir", "x"], "no notebook '09'"),
     (["run", "04", "--run-dir", "x", "-p", "st_frame_counts", "[4,"], "the value is not YAML"),
+    (["run", "04", "--run-dir", "x", "-p", "st_frame_counts", "[0]"], "st_frame_counts=[0]: expected"),
 ])
-def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message):
-    done = cli(*args, timeout=60)
-    assert done.returncode == 2, done.stderr
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and message in last and "Traceback" not in done.stderr
+def test_user_errors_are_one_line_and_exit_2(capsys, args, message):
+    assert workbook.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1]
 
 
 def test_training_overrides_reach_every_notebook_that_declares_overrides(tmp_path):
@@ -100,6 +112,7 @@ def test_training_overrides_reach_every_notebook_that_declares_overrides(tmp_pat
     assert workbook.notebook_parameters(nb01, profile, {}, {"seed": 3})["num_videos_shown"] == 3
 
 
+@pytest.mark.slow
 def test_reproduce_runs_notebooks_into_one_run_folder_without_widget_output(tmp_path, monkeypatch):
     """The main job's path, on the notebook with widgets (02): parameters recorded, timings written,
     and no widget output saved (a viewer without the widget state shows progress bars as "0%")."""

@@ -71,9 +71,8 @@ class AdaConv(nn.Conv2d):
     scale, so `x + conv(x) = x * (1 + w)`; the conv that follows (conv1: 1x1 in a bottleneck, 3x3 in
     a basic block) is linear in its input channels, so the scale folds into its weight:
     `conv1(x * (1 + w)) = conv2d(x, W1 * (1 + w))` (zero padding stays zero). The blocks use
-    `conv_through`, which costs a (P, C, k, k) product instead of passes over the activation (on a CPU
-    the depthwise kernel took a large share of a small network's step). The numbers are the same, up
-    to rounding, and exactly the plain conv1 when w = 0.
+    `conv_through`, which costs a (P, C, k, k) product instead of passes over the activation. The
+    numbers are the same, up to rounding, and exactly the plain conv1 when w = 0.
     """
 
     def __init__(self, channels: int):

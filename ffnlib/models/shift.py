@@ -21,11 +21,9 @@ from torch import Tensor, nn
 
 def _shift_folds(x: Tensor, fold: int, reverse: bool) -> Tensor:
     """x (N, T, C, H, W): fold 0 from t+1 and fold 1 from t-1 (swapped when `reverse`), zero padded."""
-    # A copy, then the two folds overwritten. The copy keeps the input's strides (channels_last stays
-    # channels_last). Not torch.empty_like with every part written: torch.compile (inductor, on a CPU,
-    # torch 2.13) then gave NaN at T = 2 in a training graph, as if a part of the fresh buffer were
-    # never written. The copy costs a little more on a CPU (0.48 against 0.42 ms for a 512x64x8x8
-    # input), lost in the noise of a training step.
+    # A copy, then the two folds overwritten; the copy keeps the input's strides (channels_last stays
+    # channels_last). Not torch.empty_like with every part written: torch.compile (inductor, CPU) gives
+    # NaN for that at T = 2 in a training graph (tests/test_compile.py).
     out = x.clone()
     first, second = (slice(0, fold), slice(fold, 2 * fold))
     if reverse:

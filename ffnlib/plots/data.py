@@ -73,7 +73,7 @@ def video_grid(source, indices: Sequence[int], num_frames_shown: int = 8) -> Fig
     rows = []
     for index in indices:
         video = decode_sample(source, index)
-        frame_idx = sampling.test_indices(video.num_frames, num_frames_shown)
+        frame_idx = sampling.centre_indices(video.num_frames, num_frames_shown)
         rows.append((f"{video_title(source, index)}, {video.num_frames} frames", upscale(video.rgb(frame_idx)),
                      frame_idx))
     height, width = rows[0][1].shape[1:3]
@@ -129,7 +129,7 @@ def sampling_timeline(num_video_frames: int, frame_counts: Sequence[int], train_
         for k in range(t):
             ax.add_patch(Rectangle((k * tick - 0.5, rows - 1 - 0.4), tick, 0.8,
                                    color=_TEST_COLOUR, alpha=0.08 if k % 2 else 0.18, linewidth=0))
-        centres = sampling.test_indices(n, t)
+        centres = sampling.centre_indices(n, t)
         ax.plot(centres, np.full(t, rows - 1), "x", color=_TEST_COLOUR, markersize=5)
         # the train rows: segments of N // T frames, one draw each
         segment = n // t
@@ -174,7 +174,7 @@ def shared_crop(view, index: int, frames_per_clip: int = 4) -> Figure:
     clips, _ = view.load(index)
     if draw.crop is None:
         raise ValueError("shared_crop needs a view in train mode (test mode has a fixed centre crop)")
-    shown_idx = sampling.test_indices(video.num_frames, frames_per_clip)
+    shown_idx = sampling.centre_indices(video.num_frames, frames_per_clip)
     columns = max(frames_per_clip, 2)
     fig = Figure(figsize=(1.8 * columns, 1.75 * (len(clips) + 1) + 0.5), layout="constrained")
     axes = fig.subplots(len(clips) + 1, columns, squeeze=False)
@@ -223,7 +223,7 @@ def sample_overview(view, index: int, num_frames: int, num_epochs: int = 3) -> F
     for k in range(num_frames):
         ax.axvspan(k * tick - 0.5, (k + 1) * tick - 0.5, color=_TEST_COLOUR, alpha=0.06 if k % 2 else 0.14,
                    linewidth=0)
-    ax.plot(sampling.test_indices(n, num_frames), np.zeros(num_frames), "x", color=_TEST_COLOUR,
+    ax.plot(sampling.centre_indices(n, num_frames), np.zeros(num_frames), "x", color=_TEST_COLOUR,
             label="test: segment centres")
     for e, d in enumerate(draws, start=1):
         ax.plot(d.frame_idx[0], np.full(num_frames, e), "o", color=_TRAIN_COLOUR, markersize=3.5,

@@ -8,7 +8,6 @@ import torch
 from matplotlib.figure import Figure
 
 from ffnlib.models import nearest_count, temporal_shift
-from ffnlib.plots.style import line_styles
 
 
 def shift_figure(num_frames: int = 6, channels: int = 16, fold_div: int = 8) -> Figure:
@@ -84,22 +83,4 @@ def parameter_figure(rows: Sequence[dict], title: str = "Parameters by part") ->
     ax.invert_yaxis()
     ax.set_xlabel("parameters (log scale)")
     ax.set_title(title)
-    return fig
-
-
-def flops_figure(frame_range: Sequence[int], gflops_by_model: dict[str, Sequence[float]],
-                 title: str = "Compute per clip") -> Figure:
-    """GFLOPs (multiply-adds) per clip against T, one line per model, in each model's colour
-    (`ffnlib.plots.style`: keys like vanilla, ffn or a model folder's name)."""
-    fig = Figure(figsize=(6, 3.5))
-    ax = fig.subplots()
-    styles = line_styles(gflops_by_model)
-    for name, values in gflops_by_model.items():
-        ax.plot(list(frame_range), list(values), label=name, **styles[name].line())
-    ax.set_xlabel("frames per clip (T)")
-    ax.set_ylabel("GFLOPs per clip (multiply-adds)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
     return fig
