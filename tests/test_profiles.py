@@ -1,20 +1,10 @@
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from ffnlib import profiles
 from ffnlib.errors import ConfigError
 from ffnlib.paths import PROJECT_ROOT
 from ffnlib.train import TrainConfig
-
-
-def write_notebook(path, params_source, *cells):
-    params = new_code_cell(params_source)
-    params.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[params, *(new_code_cell(c) for c in cells)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
+from notebook_files import write_notebook
 
 
 def test_declared_parameters_survive_comments_with_equals_signs(tmp_path):

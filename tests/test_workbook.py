@@ -5,22 +5,13 @@ import sys
 import nbformat
 import pytest
 import yaml
-from nbformat.v4 import new_code_cell, new_notebook
 
 from ffnlib import workbook
 from ffnlib.errors import ConfigError
 from ffnlib.train import REQUEUE_EXIT_CODE
+from notebook_files import write_notebook
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # an output that needs a widget front-end
-
-
-def write_notebook(path, params_source, *cells):
-    params = new_code_cell(params_source)
-    params.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[params, *(new_code_cell(c) for c in cells)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
 
 
 def cli(*args, timeout=120):

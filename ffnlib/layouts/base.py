@@ -57,15 +57,20 @@ def missing_file(path: Path) -> DatasetError:
     return DatasetError(path, "annotation file not found" + where)
 
 
-def read_lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, text) of every non-blank line of a UTF-8 text file, line ends stripped."""
+def read_text(path: Path) -> str:
+    """An annotation file's text (UTF-8, a byte-order mark dropped); a missing file or one that is not
+    UTF-8 is a DatasetError naming it."""
     if not path.is_file():
         raise missing_file(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise DatasetError(path, f"not UTF-8 text ({e})") from e
-    return [(number, line.rstrip("\r\n")) for number, line in enumerate(text.split("\n"), start=1)
+
+
+def read_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of every non-blank line of a UTF-8 text file, line ends stripped."""
+    return [(number, line.rstrip("\r\n")) for number, line in enumerate(read_text(path).split("\n"), start=1)
             if line.strip()]
 
 

@@ -21,7 +21,7 @@ from typing import Sequence
 
 from ffnlib.paths import write_text_atomic
 
-from .base import DatasetError, Split, VideoProblem, check_unique, missing_file
+from .base import DatasetError, Split, VideoProblem, check_unique, read_text
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,7 @@ def _seconds(path: Path, line: int, key: str, text: str) -> int:
 def read_csv(path: str | Path) -> list[tuple[str, str, int]]:
     """(clip name without suffix, label, line number) for every row of an official Kinetics CSV."""
     path = Path(path)
-    if not path.is_file():
-        raise missing_file(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DatasetError(path, f"not UTF-8 text ({e})") from e
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(read_text(path)))
     header = next(reader, None)
     if header is None or [h.strip() for h in header[:4]] != list(COLUMNS[:4]):
         raise DatasetError(path, f"expected the header {','.join(COLUMNS)}, got {','.join(header or [])!r}", 1)

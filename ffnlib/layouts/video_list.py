@@ -16,7 +16,7 @@ from typing import Sequence
 
 from ffnlib.paths import write_text_atomic
 
-from .base import DatasetError, Split, check_unique, missing_file
+from .base import DatasetError, Split, check_unique, read_text
 
 HEADER = ("path", "label")
 
@@ -30,13 +30,7 @@ class VideoList(Split):
         root = Path(root)
         super().__init__(root, split, Path(video_dir) if video_dir else root, root / split)
         path = self.annotation_file
-        if not path.is_file():
-            raise missing_file(path)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise DatasetError(path, f"not UTF-8 text ({e})") from e
-        reader = csv.reader(io.StringIO(text))
+        reader = csv.reader(io.StringIO(read_text(path)))
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != HEADER:
             raise DatasetError(path, f"expected the header `path,label`, got {','.join(header or [])!r}", 1)
