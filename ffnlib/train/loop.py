@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ffnlib.errors import ConfigError
-from ffnlib.paths import leftover_temporaries
+from ffnlib.paths import leftover_temporaries, write_text_atomic
 from ffnlib.runs import ModelRun, RunFolderError
 
 from . import distributed as dist_utils
@@ -155,7 +155,7 @@ def resume(run: ModelRun, trainee: Trainee, world: dist_utils.World) -> Progress
         state.history = history
         for stale in leftover_temporaries(run.checkpoints):  # left by a process killed while writing
             stale.unlink()
-        run.config.write_text(config.to_yaml())  # (re)written whole; the checkpoints hold the config too
+        write_text_atomic(run.config, config.to_yaml())  # the checkpoints hold the config too
     return state
 
 
