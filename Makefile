@@ -62,7 +62,9 @@ test-browser: $(STAMP)  ## notebooks 02 and 08 in JupyterLab, driven by headless
 	fi; \
 	exit $$status
 
-lab: $(STAMP)  ## open JupyterLab on notebooks/
+# It first says which run folder the notebooks use (runs/demo unless FFN_SMOKE or FFN_RUNS_DIR is set).
+lab: $(STAMP)  ## open JupyterLab on notebooks/ (they read and write runs/demo, which make demo fills)
+	@$(PY) -m ffnlib.notebooks where
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean-notebooks: $(STAMP)  ## strip execution counts, papermill metadata and unchecked outputs
