@@ -1,6 +1,6 @@
 """One colour, marker and line style per model, the same in every figure.
 
-Keys are the TFD table's `model` names (`TrainConfig.table_name` and the baselines and ablations of
+Keys are the TFD table's `model` names (`TrainConfig.model` and the baselines and ablations of
 the paper). A model folder's name (`vanilla_16f`, `st_4f`, `ffn`, `ffn_no_sn_seed1`) maps to its
 model with `model_of`: the name itself when it is a model, else the longest model name it starts
 with followed by "_". A name that is no model gets a colour of its own from `UNKNOWN_COLOURS`,
