@@ -52,7 +52,7 @@ test-browser: $(STAMP)  ## notebooks 02 and 08 in JupyterLab, driven by headless
 	       "apt-get install chromium) or name it with CHROMIUM=/path/to/chromium."; \
 	  exit 0; \
 	fi; \
-	$(MAKE) --no-print-directory $(BROWSER_STAMP) || exit $$?; \
+	$(MAKE) --no-print-directory -o $(STAMP) $(BROWSER_STAMP) || exit $$?; \
 	echo "test-browser: $(CHROMIUM); what a failing check saw goes to $(BROWSER_ARTIFACTS)/"; \
 	FFN_BROWSER=1 FFN_CHROMIUM="$(CHROMIUM)" FFN_BROWSER_ARTIFACTS="$(abspath $(BROWSER_ARTIFACTS))" \
 	  $(PY) -m pytest tests/browser -v; status=$$?; \
