@@ -55,7 +55,7 @@ test-browser: $(STAMP)  ## notebooks 02 and 08 in JupyterLab, driven by headless
 	       "apt-get install chromium) or name it with CHROMIUM=/path/to/chromium."; \
 	  exit 0; \
 	fi; \
-	$(MAKE) --no-print-directory $(BROWSER_STAMP) || exit $$?; \
+	$(MAKE) --no-print-directory -o $(STAMP) $(BROWSER_STAMP) || exit $$?; \
 	echo "test-browser: $(CHROMIUM); what a failing check saw goes to $(BROWSER_ARTIFACTS)/"; \
 	FFN_BROWSER=1 FFN_CHROMIUM="$(CHROMIUM)" FFN_BROWSER_ARTIFACTS="$(abspath $(BROWSER_ARTIFACTS))" \
 	  $(PY) -m pytest tests/browser -v; status=$$?; \
@@ -65,7 +65,9 @@ test-browser: $(STAMP)  ## notebooks 02 and 08 in JupyterLab, driven by headless
 	fi; \
 	exit $$status
 
-lab: $(STAMP)  ## open JupyterLab on notebooks/
+# It first says which run folder the notebooks use (runs/demo unless FFN_SMOKE or FFN_RUNS_DIR is set).
+lab: $(STAMP)  ## open JupyterLab on notebooks/ (they read and write runs/demo, which make demo fills)
+	@$(PY) -m ffnlib.notebooks where
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean-notebooks: $(STAMP)  ## strip execution counts, papermill metadata and unchecked outputs

@@ -160,7 +160,8 @@ def config_diff(config, baseline) -> dict[str, tuple[Any, Any]]:
 def config_summary(config, baseline, baseline_name: str = "the defaults", name: str | None = None,
                    full_call: str = "print(config.to_yaml())") -> str:
     """A few lines instead of the whole config: how many settings `config` has, which differ from
-    `baseline` (e.g. the profile's config) and how; the last line names the call that prints it all."""
+    `baseline` (e.g. the profile's config) and how; the last line names the call that prints it all
+    (left out when `full_call` is empty: several summaries, then that line once)."""
     diff = config_diff(config, baseline)
     total = len(_as_dict(config))
     name = name or getattr(config, "model_name", "config")
@@ -168,11 +169,12 @@ def config_summary(config, baseline, baseline_name: str = "the defaults", name: 
         head = f"{name}: all {total} settings as {baseline_name}"
         lines = []
     else:
-        head = f"{name}: {len(diff)} of {total} settings differ from {baseline_name}:"
+        verb = "differs" if len(diff) == 1 else "differ"
+        head = f"{name}: {len(diff)} of {total} settings {verb} from {baseline_name}:"
         width = max(len(k) for k in diff)
         lines = [f"  {k:<{width}}  {new!r}  ({baseline_name}: {old!r})".replace(f"'{MISSING}'", MISSING)
                  for k, (old, new) in diff.items()]
-    return "\n".join([head, *lines, f"(every setting: {full_call})"])
+    return "\n".join([head, *lines, *([f"(every setting: {full_call})"] if full_call else [])])
 
 
 def name_list(names: Sequence[str], limit: int = 6) -> str:

@@ -4,6 +4,8 @@
                                                     and every output but those of checked cells
     python -m ffnlib.notebooks check NOTEBOOK...    exit 1, naming each notebook that is not clean
     python -m ffnlib.notebooks refresh NOTEBOOK...  execute in smoke mode, keep checked outputs, clean
+    python -m ffnlib.notebooks where                 the run folder the notebooks use by default, and
+                                                    what is trained there (`make lab` says it first)
 
 A checked cell is a code cell whose source starts with `# NBVAL_CHECK_OUTPUT`: nbval compares its
 output with the stored one, so that output must not depend on the smoke switch.
@@ -73,12 +75,47 @@ def refresh(path: Path, timeout: int = 600) -> None:
     nbformat.write(clean(nb), path)
 
 
+def where() -> str:
+    """Where the notebooks read and write when opened as they are (`run_dir = ""`): `runs/<profile>` of
+    their default profile (the smoke profile under FFN_SMOKE=1), what is trained there, and how to
+    fill it or pick another folder. `make lab` prints it before starting JupyterLab."""
+    from ffnlib import profiles, smoke  # lazily: `clean` and `check` need no torch
+    from ffnlib.paths import PROJECT_ROOT
+    from ffnlib.runs import WorkbookRun, resolve_run_dir
+
+    defaults = sorted({declared["profile"] for declared in map(profiles.declared_parameters, profiles.notebooks())
+                       if "run_dir" in declared})
+    if len(defaults) != 1:
+        raise ValueError(f"the notebooks that declare run_dir default to several profiles {defaults}; expected one")
+    profile = smoke.PROFILE if smoke.enabled() else defaults[0]
+    run = WorkbookRun(resolve_run_dir("", profile))
+    shown = run.root.relative_to(PROJECT_ROOT) if run.root.is_relative_to(PROJECT_ROOT) else run.root
+    why = "FFN_SMOKE=1 is set" if smoke.enabled() else "every notebook's default"
+    fill = ("make demo" if run.root == (PROJECT_ROOT / "runs" / "demo").resolve()  # the Makefile's RUN
+            else f"python -m ffnlib.workbook reproduce --profile {profile}")
+    lines = [f"notebooks read and write {shown} (the profile {profile}, {why}; `{fill}` fills it)"]
+    trained = [model.name for model in run.trained_models()]
+    if trained:
+        lines.append(f"  trained there: {', '.join(trained)} (notebooks 05 and 08 show them; 04 and 07 train only "
+                     "what is missing)")
+    else:
+        lines.append(f"  nothing trained there yet: notebooks 05 and 08 need the models of 04 and 07 (`{fill}` "
+                     "trains them all, or run 04 and 07 in JupyterLab first)")
+    lines.append('  another folder: set run_dir in a notebook\'s parameters cell, e.g. run_dir = "runs/mine"')
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ffnlib.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["clean", "check", "refresh"])
-    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("action", choices=["clean", "check", "refresh", "where"])
+    parser.add_argument("notebooks", nargs="*", type=Path)
     args = parser.parse_args(argv)
+    if args.action == "where":
+        print(where())
+        return 0
+    if not args.notebooks:
+        parser.error(f"{args.action} needs one or more notebooks")
     status = 0
     for path in args.notebooks:
         if args.action == "refresh":

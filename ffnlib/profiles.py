@@ -253,6 +253,8 @@ def notebook_parameters(stem: str, namespace: dict) -> NotebookParameters:
             p.config = train_config(profile, values["overrides"], source=f"{stem}: profile {profile['name']}"
                                     f"{', overrides ' + str(values['overrides']) if values['overrides'] else ''}")
         changed = f", with overrides `{values['overrides']}`" if values.get("overrides") else ""
+        if profile["name"] == smoke.PROFILE and not smoke.enabled():  # FFN_SMOKE=1 has said it already
+            changed += ". **A plumbing check, not a result**"
         notes.insert(len(notes[:1]), f"Settings: profile **{profile['name']}** (`{_shown(profile['path'])}`){changed}.")
     if "run_dir" in values:
         p.run = WorkbookRun(resolve_run_dir(values["run_dir"], values.get("profile", "demo")))

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ffnlib.display import MISSING  # "–": a cell a model does not have, as in every table of the workbook
 from ffnlib.paths import write_text_atomic
 from ffnlib.runs import ModelRun, RunFolderError, WorkbookRun
 from ffnlib.train import (Evaluation, TrainConfig, evaluate, load_checkpoint, model_kwargs, open_splits,
@@ -161,7 +162,6 @@ ROW_NAMES = {
     "mixed": "Mixed sampling ({train_frames}F)",
     "ffn": "FFN ({train_frames}F)",
 }
-MISSING = "–"
 
 
 def _train_frames_key(value) -> tuple:

@@ -71,7 +71,7 @@ def test_fill_missing_dashes_the_nan_cells():
 def test_the_tfd_table_dashes_with_the_same_character():
     from ffnlib import tfd
 
-    assert tfd.MISSING == display.MISSING
+    assert tfd.MISSING is display.MISSING  # one definition, imported
 
 
 def test_config_summary_names_only_what_differs():
@@ -83,7 +83,9 @@ def test_config_summary_names_only_what_differs():
     assert "recipe" in lines[1] and "'ffn'" in lines[1] and "(the demo profile: 'vanilla')" in lines[1]
     assert "epochs" in lines[2] and "2" in lines[2] and "30" in lines[2]
     assert lines[-1] == "(every setting: print(config.to_yaml()))" and len(lines) == 4
-    assert display.config_summary(base, base).startswith("vanilla_16f: all ")
+    assert display.config_summary(base, base).startswith("vanilla_16f: all ")  # named by its model folder
+    one = display.config_summary(base.replace(num_frames=4), base, "the profile", full_call="").splitlines()
+    assert one[0] == f"st_4f: 1 of {len(config.to_dict())} settings differs from the profile:" and len(one) == 2
     assert display.config_diff({"a": 1}, {"a": 1, "b": 2}) == {"b": (2, display.MISSING)}
 
 

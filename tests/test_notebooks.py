@@ -4,7 +4,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from ffnlib import profiles
-from ffnlib.notebooks import CHECK_MARK, clean, problems
+from ffnlib.notebooks import CHECK_MARK, clean, main, problems, where
 
 
 @pytest.mark.parametrize("path", profiles.notebooks(), ids=lambda p: p.stem)
@@ -54,3 +54,19 @@ def test_clean_keeps_only_the_checked_outputs():
     assert problems(nb) == []
     assert nb.cells[1].outputs == [] and nb.cells[1].execution_count is None
     assert nb.cells[2].outputs[0]["data"]["text/plain"] == "2"
+
+
+def test_where_says_which_run_folder_the_notebooks_use_and_what_it_holds(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("FFN_SMOKE", raising=False)
+    monkeypatch.setenv("FFN_RUNS_DIR", str(tmp_path))
+    first, empty, _ = where().splitlines()
+    assert first.startswith(f"notebooks read and write {tmp_path / 'demo'} (the profile demo, every notebook's default;")
+    assert "nothing trained there yet" in empty
+    for name in ("vanilla_16f", "ffn"):
+        (tmp_path / "demo" / "models" / name / "checkpoints").mkdir(parents=True)
+        (tmp_path / "demo" / "models" / name / "checkpoints" / "best.pt").write_bytes(b"")
+    (tmp_path / "demo" / "models" / "st_4f").mkdir()  # started, never finished: not listed
+    assert where().splitlines()[1].startswith("  trained there: ffn, vanilla_16f (")
+    monkeypatch.setenv("FFN_SMOKE", "1")
+    assert main(["where"]) == 0
+    assert f"notebooks read and write {tmp_path / 'smoke'} (the profile smoke, FFN_SMOKE=1 is set;" in capsys.readouterr().out

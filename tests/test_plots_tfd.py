@@ -7,6 +7,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ffnlib import sampling  # noqa: E402
@@ -77,6 +78,10 @@ def test_per_class_tfd_names_every_class_of_a_small_set():
     assert len(ticks) == 8 and ticks[0].startswith("7: class 7") and ticks[-1].startswith("0: class 0")
     assert len(ax.patches) == 16  # two models
     assert "2 seeds" in ax.get_title()
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # the constrained layout places the legend
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(ax.get_window_extent(renderer))  # beside the bars, never on them
 
 
 def test_per_class_tfd_shows_the_top_and_bottom_of_ssv2():

@@ -70,6 +70,18 @@ def test_profiles_in_configs_are_valid():
         profiles.load_profile("demo2")
 
 
+@pytest.mark.parametrize("name", ["demo", "smoke", "ssv2_r50"])
+def test_every_training_setting_of_a_profile_says_what_it_is(name):
+    """Each key of the train section carries a comment on its line (what it is, why this value)."""
+    lines = (PROJECT_ROOT / "configs" / f"{name}.yaml").read_text().splitlines()
+    start = lines.index("train:")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
+    keys = [line for line in lines[start + 1:end] if line.strip() and not line.lstrip().startswith("#")]
+    assert len(keys) == len(profiles.load_profile(name)["train"])  # one line per key: none missed
+    bare = [line.split(":")[0].strip() for line in keys if " #" not in line]
+    assert bare == [], f"configs/{name}.yaml: train keys without a comment: {bare}"
+
+
 def namespace(stem, **changes):
     return {**profiles.declared_parameters(profiles.find_notebook(stem)), **changes}
 
@@ -96,6 +108,9 @@ def test_smoke_mode_says_what_it_changes(monkeypatch):
     assert p.num_videos_shown == smoke["notebooks"]["01_data"]["num_videos_shown"]
     text = repr(p)
     assert "FFN_SMOKE=1: a plumbing check, not a result" in text
-    assert "`num_videos_shown` 6 → 3" in text and "`config.frame_size` 28 → 32" in text
+    assert "`num_videos_shown` 6 → 3" in text and "`config.batch_size` 32 → 8" in text
     monkeypatch.setenv("FFN_SMOKE", "0")
     assert profiles.notebook_parameters("01_data", namespace("01_data")).profile == "demo"
+    assert "plumbing check" not in repr(profiles.notebook_parameters("01_data", namespace("01_data")))
+    chosen = profiles.notebook_parameters("01_data", namespace("01_data", profile="smoke"))  # by name, as reproduce does
+    assert "profile **smoke**" in repr(chosen) and "**A plumbing check, not a result**" in repr(chosen)

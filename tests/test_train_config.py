@@ -74,3 +74,13 @@ def test_set_options_are_read_as_yaml_and_bad_ones_named():
         parse_overrides(["lr"])
     with pytest.raises(ConfigError, match="not YAML"):
         parse_overrides(["frame_counts=[4,"])
+
+
+def test_every_field_says_what_it_is():
+    """Each TrainConfig field carries a comment on its line in ffnlib/train/config.py."""
+    import inspect
+
+    source = inspect.getsource(TrainConfig).splitlines()
+    lines = {name: next(line for line in source if line.strip().startswith(f"{name}:")) for name in TrainConfig.fields()}
+    bare = [name for name, line in lines.items() if "  # " not in line]
+    assert bare == [], f"TrainConfig fields without a comment: {bare}"

@@ -164,7 +164,7 @@ def per_class_tfd(per_class: pd.DataFrame, models: Sequence[str] = ("vanilla", "
     ax.set_title(f"{title}\n{len(order)} classes, median {n} videos "
                  f"per class" + (f", mean over {seeds} seeds" if seeds > 1 else ""), fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, off the bars
     return fig
 
 

@@ -49,34 +49,34 @@ class TrainConfig:
     builtin: dict = field(default_factory=dict)  # knobs for ffnlib.synthetic.prepare (built-in data only)
     frame_size: int = 224  # side of the square crop fed to the network
     resize_size: int = 256  # test: shorter side resized to this, then centre crop frame_size
-    num_workers: int = 8
+    num_workers: int = 8  # data-loader processes per training process (0: decode in the training process)
     # model
     arch: str = "resnet50"  # backbone; the recipe picks the wrapper: tsm_<arch> or ffn_<arch>
     model_kwargs: dict = field(default_factory=dict)  # extra create_model keyword arguments
     pretrained: str = ""  # path to a torchvision-format ResNet state dict, "imagenet", or ""
-    dropout: float = 0.5
+    dropout: float = 0.5  # before the classifier, on the pooled features of every frame
     # optimisation
-    epochs: int = 50
+    epochs: int = 50  # training epochs (each steps_per_epoch steps)
     steps_per_epoch: int = 0  # 0 = one pass over the training split
     batch_size: int = 32  # global batch (split across DDP ranks)
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr: float = 0.01  # SGD learning rate at the schedule's peak (for batch_size; scale it with the batch)
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 5e-4  # L2 on convolution and fc weights; none on BatchNorm and biases
     fc_lr_mult: float = 5.0  # fc weight lr multiplier
     fc_bias_lr_mult: float = 10.0  # fc bias lr multiplier (no decay)
     lr_schedule: str = "step"  # step | cosine
     lr_steps: tuple = (20, 40)  # step: epochs at which lr is multiplied by lr_gamma
-    lr_gamma: float = 0.1
+    lr_gamma: float = 0.1  # step: the lr factor at each of lr_steps
     warmup_steps: int = 0  # linear warm-up from 0 over this many steps
     clip_grad_norm: float = 20.0  # 0 = off; works under AMP (gradients unscaled first)
     # hardware
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16 + GradScaler; off elsewhere) | off | bf16 | fp16
-    channels_last: bool = False
-    compile: bool = False
+    channels_last: bool = False  # the model in channels_last memory format (faster convolutions on GPUs)
+    compile: bool = False  # torch.compile the training step's model
     threads: int = 0  # torch.set_num_threads on CPU; 0 = leave torch's default
-    deterministic: bool = False
-    seed: int = 0
+    deterministic: bool = False  # torch's deterministic algorithms (exact resumes; slower on GPUs)
+    seed: int = 0  # the initialisation, the data order and every augmentation draw
     # evaluation and checkpoints
     eval_frames: tuple = (4, 8, 16)  # T of the validation at each epoch end (best.pt: by the largest)
     val_max_videos: int = 0  # 0 = the whole validation split

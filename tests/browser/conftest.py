@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,14 +51,18 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory, artifacts):
     """JupyterLab on a copy of notebooks/ (its autosaves never touch the checkout), with FFN_SMOKE=1
-    and a fresh FFN_RUNS_DIR that notebooks 04 and 07 have trained into first."""
+    and a fresh FFN_RUNS_DIR that notebooks 04 and 07 have trained into first; `lab.where` is what
+    `make lab` would print first (`python -m ffnlib.notebooks where`) in that environment."""
     if not chromium_path():
         pytest.skip("no chromium: install it (Debian/Ubuntu: apt-get install chromium) or set FFN_CHROMIUM")
     pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-browser.txt")
     tmp = tmp_path_factory.mktemp("lab")
     env = {**os.environ, "FFN_SMOKE": "1", "FFN_RUNS_DIR": str(tmp / "runs")}
-    for executed, seconds in build_run_folder(env, artifacts / "papermill"):
-        note(artifacts, f"{executed.name}: {seconds:.0f} s under papermill")
+    for stem, seconds in build_run_folder(env, artifacts / "papermill"):
+        note(artifacts, f"{stem}: {seconds:.0f} s headless (reproduce --profile smoke)")
+    where = subprocess.run([sys.executable, "-m", "ffnlib.notebooks", "where"], env=env, cwd=ROOT,
+                           capture_output=True, text=True)
+    (artifacts / "where.txt").write_text(where.stdout + where.stderr)  # what `make lab` prints first
     served = tmp / "notebooks"
     served.mkdir()
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
@@ -65,6 +71,7 @@ def lab(tmp_path_factory, artifacts):
     server = Lab(served, tmp / "state", env, artifacts / "jupyterlab.log")
     note(artifacts, f"jupyter lab: ready in {time.monotonic() - started:.0f} s on {server.url}")
     server.served = served
+    server.where = where.stdout
     yield server
     server.stop()
 

@@ -1,7 +1,7 @@
 """JupyterLab in a headless Chromium, for the browser test (`make test-browser`).
 
-    build_run_folder(env, out)      notebooks 04 and 07 headless (papermill) at smoke size, as a person
-                                    would run them before opening 08: the models 08 reads
+    build_run_folder(env, out)      notebooks 04 and 07 headless at smoke size with make demo's
+                                    command, into the default run folder: the models 08 reads
     Lab(root, env, log)             `jupyter lab` on a free port with a token, settings in a temporary
                                     folder; `.stop()` ends it and its kernels
     launch_chromium(playwright)     Debian's chromium (nothing downloads a browser), headless
@@ -55,25 +55,28 @@ def chromium_path() -> str | None:
     return os.environ.get("FFN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def build_run_folder(env: dict, out: Path, phases=("04", "07"), timeout: float = 600) -> list[tuple[Path, float]]:
-    """Run the training notebooks headless with papermill, with their own defaults under `env`
-    (FFN_SMOKE=1, FFN_RUNS_DIR): they train into the run folder notebook 08 reads by default.
-    Returns each executed notebook (in `out`) and the seconds it took."""
-    done = []
+def build_run_folder(env: dict, out: Path, phases=("04", "07"), timeout: float = 600) -> list[tuple[str, float]]:
+    """Train what notebook 08 reads the way a newcomer does before `make lab`: `make demo`'s command,
+    `python -m ffnlib.workbook reproduce --profile P --only 04 07` without `--out`, so the models land
+    in the run folder the notebooks use by default (runs/<P> under env's FFN_RUNS_DIR); P is the smoke
+    profile, given by name as a newcomer would (FFN_SMOKE is left out of this command's environment; in
+    the lab's, FFN_SMOKE=1 makes the notebooks use that profile too). The executed notebooks are copied
+    to `out`. Returns (notebook, seconds) as `reproduce` timed them."""
+    from ffnlib.paths import runs_dir
+    from ffnlib.smoke import PROFILE
+
     out.mkdir(parents=True, exist_ok=True)
-    for phase in phases:
-        notebook = notebook_path(phase)
-        executed = out / notebook.name
-        started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(executed),
-                                 "--cwd", str(NOTEBOOKS), "--kernel", "python3", "--log-level", "WARNING",
-                                 "--no-progress-bar"],
-                                env=env, capture_output=True, text=True, timeout=timeout)
-        if result.returncode:
-            raise LabError(f"{notebook.name} failed under papermill (executed notebook: {executed}):\n"
-                           + result.stderr[-3000:])
-        done.append((executed, time.monotonic() - started))
-    return done
+    command = [sys.executable, "-m", "ffnlib.workbook", "reproduce", "--profile", PROFILE, "--only", *phases]
+    result = subprocess.run(command, env={k: v for k, v in env.items() if k != "FFN_SMOKE"}, cwd=ROOT,
+                            capture_output=True, text=True, timeout=timeout)
+    run_dir = Path(env["FFN_RUNS_DIR"]) / PROFILE if "FFN_RUNS_DIR" in env else runs_dir() / PROFILE
+    for executed in run_dir.glob("*.ipynb"):
+        shutil.copy(executed, out)
+    if result.returncode:
+        raise LabError(f"{' '.join(command[1:])} failed with code {result.returncode} (executed notebooks: {out}):\n"
+                       + result.stderr[-3000:])
+    seconds = json.loads((run_dir / "reproduce.json").read_text())["seconds"]
+    return [(stem, seconds[stem]) for stem in sorted(seconds) if stem != "total"]
 
 
 def free_port() -> int:
