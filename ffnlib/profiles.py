@@ -26,14 +26,17 @@ from typing import Callable
 import nbformat
 import yaml
 
-from ffnlib import smoke
+from ffnlib import paper, smoke
 from ffnlib.errors import ConfigError
 from ffnlib.paths import PROJECT_ROOT, configs_dir
 from ffnlib.runs import CHECKPOINT_NAMES, WorkbookRun, resolve_run_dir
-from ffnlib.train.config import RECIPES, TrainConfig
+from ffnlib.train.config import TrainConfig
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 SECTIONS = ("train", "notebooks")
+# The models of ffnlib.paper.MODELS notebook 07 trains (04 trains the TSMs: vanilla, ST, fine-tuning).
+NOTEBOOK_07_MODELS = tuple(name for name, changes in paper.MODELS.items()
+                           if changes["recipe"] not in paper.TRAINED_BY_NOTEBOOK_04)
 
 
 # ------------------------------------------------------------------------------------------ notebooks
@@ -165,6 +168,13 @@ def _names(v):
     return None if isinstance(v, list) and all(isinstance(x, str) and x for x in v) else "a list of names"
 
 
+def _names_of(known, what: str) -> Callable:
+    def rule(v):
+        ok = isinstance(v, list) and all(isinstance(x, str) for x in v) and set(v) <= set(known) and len(set(v)) == len(v)
+        return None if ok else f"a list of distinct {what}: {', '.join(known)}"
+    return rule
+
+
 def _device(v):
     return None if isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) else "auto, cpu, cuda, cuda:N or mps"
 
@@ -195,9 +205,9 @@ RULES: dict[str, Callable] = {
     "timing_steps": _positive,
     # training
     "st_frame_counts": _frames(0),
-    "baselines": lambda v: None if isinstance(v, list) and set(v) <= set(RECIPES) - {"vanilla", "ffn"}
-    else f"a list of {sorted(set(RECIPES) - {'vanilla', 'ffn'})}",
-    "baseline_frame_counts": _frames(2),
+    "finetune_frame_counts": _frames(0),
+    "models": _names_of(NOTEBOOK_07_MODELS, "model names of ffnlib.paper.MODELS trained by notebook 07"),
+    "paper_tables": _names_of(paper.PAPER_TABLES, "names of the paper's tables (ffnlib.paper.PAPER_TABLES)"),
     # evaluation
     "model_name": _of_type(str, "a model folder name such as 'vanilla_16f'"),
     "checkpoint": _one_of(*CHECKPOINT_NAMES),
@@ -206,6 +216,7 @@ RULES: dict[str, Callable] = {
     "bn_batches": _positive,
     "num_workers": _non_negative,
     "device": _device,
+    "threads": _non_negative,
     "max_videos": _non_negative,
     "run_dirs": _names,
     "explorer_models": _names,

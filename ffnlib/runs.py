@@ -8,7 +8,8 @@ Two kinds of folder, one name each:
         <run_dir>/NN_topic.ipynb, NN_topic.params.yaml     one executed notebook, its parameters
         <run_dir>/reproduce.json                           seconds per notebook of `reproduce`
         <run_dir>/models/<model_name>/                     one model_dir per trained model
-        <run_dir>/tfd_table.csv, tfd_table.md, figures/
+        <run_dir>/ensembles/<name>/                        the evaluation cache of an ensemble of its models
+        <run_dir>/tfd_table.csv, tfd_table.md, paper_tables.md, figures/
 
     model_dir   one trained model (`ModelRun`): its config, metrics, checkpoints, evaluation cache
 
@@ -240,6 +241,12 @@ class WorkbookRun:
             return []
         return [ModelRun(d) for d in sorted(self.models.iterdir()) if ModelRun(d).is_trained(checkpoint)]
 
+    def ensemble(self, name: str) -> ModelRun:
+        """The folder of ensemble `name` (ensemble_4-8-16): no checkpoints, its evaluation cache and lock."""
+        if not name or "/" in name or name in (".", ".."):
+            raise RunFolderError(f"ensemble name {name!r}: expected a folder name such as 'ensemble_4-8-16'")
+        return ModelRun(self.root / "ensembles" / name)
+
     def notebook(self, stem: str) -> Path:
         return self.root / f"{stem}.ipynb"
 
@@ -257,6 +264,10 @@ class WorkbookRun:
     @property
     def table_md(self) -> Path:
         return self.root / "tfd_table.md"
+
+    @property
+    def paper_tables(self) -> Path:
+        return self.root / "paper_tables.md"
 
     @property
     def figures(self) -> Path:

@@ -1,6 +1,6 @@
 """Run under `torchrun --nproc_per_node=2`: two optimiser steps of `train_step` under DDP (gloo), for
-each recipe with its own step (vanilla: one clip; ffn and mixed: clip by clip, gradients reduced
-during the last clip's backward).
+each recipe with its own step (vanilla: one clip; ffn with or without distillation: clip by clip,
+gradients reduced during the last clip's backward; mixed: each rank mixes its videos of the global batch).
 
 Each rank takes its share of fixed global batches, exactly as `epoch_batches` splits them. BatchNorm
 layers are frozen to their running statistics so that the loss does not depend on how the batch is
@@ -20,7 +20,9 @@ from ffnlib.train import build_model, train_step
 from ffnlib.train.step import step_module
 from ffnlib.train.optim import make_optimizer
 
-RECIPES = {"vanilla": dict(num_frames=4), "ffn": dict(frame_counts=[2, 4]), "mixed": dict(frame_counts=[2, 4])}
+RECIPES = {"vanilla": dict(num_frames=4), "ffn": dict(frame_counts=[2, 4]),
+           "ffn_no_td": dict(recipe="ffn", frame_counts=[2, 4], distill=False),  # clip by clip, no distillation
+           "mixed": dict(frame_counts=[2, 4], mixup_prob=1.0)}  # each rank mixes its share of the global batch
 
 
 def batch_for(config: TrainConfig, rank: int, world_size: int, step: int):
@@ -39,7 +41,8 @@ def say(world: dist_utils.World, what: str) -> None:
 
 def run(world: dist_utils.World, recipe: str) -> dict:
     torch.manual_seed(0)
-    config = TrainConfig(recipe=recipe, arch="small", dropout=0.0, lr=0.1, batch_size=4, **RECIPES[recipe])
+    config = TrainConfig.from_dict({"recipe": recipe, "arch": "small", "dropout": 0.0, "lr": 0.1, "batch_size": 4,
+                                    **RECIPES[recipe]})
     model = build_model(config, num_classes=3)
     optimizer = make_optimizer(model, config)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -52,7 +55,7 @@ def run(world: dist_utils.World, recipe: str) -> dict:
     losses = []
     for step in range(2):
         loss, *_ = train_step(step_model, optimizer, scaler, batch_for(config, world.rank, world.world_size, step),
-                              config, cpu, None, world)
+                              config, cpu, None, world, step=step)
         total = dist_utils.all_reduce_sum(loss.detach().clone(), world) / world.world_size
         losses.append(total.item())
         say(world, f"{recipe} step {step} done")

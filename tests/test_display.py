@@ -69,9 +69,9 @@ def test_fill_missing_dashes_the_nan_cells():
 
 
 def test_the_tfd_table_dashes_with_the_same_character():
-    from ffnlib import tfd
+    from ffnlib import tables
 
-    assert tfd.MISSING is display.MISSING  # one definition, imported
+    assert tables.MISSING is display.MISSING  # one definition, imported
 
 
 def test_config_summary_names_only_what_differs():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from ffnlib import official_import, tfd
+from ffnlib import official_import, tables, tfd
 from ffnlib.models import load_official_checkpoint
 from ffnlib.models.official import OfficialCheckpoint
 from ffnlib.runs import ModelRun
@@ -63,7 +63,7 @@ def test_imported_models_are_evaluated_like_trained_ones(tmp_path, files, profil
 
     result = tfd.collect([run], [4, 8], batch_size=4, max_videos=4, progress=False)  # notebook 08's first step
     assert set(zip(result.table["model"], result.table["train_frames"])) == {("ffn", "4/8/16"), ("st", "8")}
-    csv_path, md_path = tfd.write_tables(result.table, run)
+    csv_path, md_path = tables.write_tables(result.table, run)
     assert "FFN (4/8/16F)" in md_path.read_text() and csv_path.exists()
 
 

@@ -26,18 +26,19 @@ def test_every_notebook_parameter_has_one_rule_and_a_valid_default(notebook):
         profiles.check_value(name, value, notebook.stem)  # a rule exists, and the default passes it
 
 
-def test_the_notebooks_are_the_eight_phases_in_order():
+def test_the_notebooks_are_the_nine_phases_in_order():
     stems = [nb.stem for nb in profiles.notebooks()]
-    assert stems[:3] == ["01_data", "02_sampling", "03_tsm"] and stems == sorted(stems) and len(stems) == 8
+    assert stems[:3] == ["01_data", "02_sampling", "03_tsm"] and stems == sorted(stems) and len(stems) == 9
     assert profiles.find_notebook("4") == profiles.find_notebook("04_train_tsm")
-    with pytest.raises(ConfigError, match="no notebook '09'"):
-        profiles.find_notebook("09")
+    with pytest.raises(ConfigError, match="no notebook '10'"):
+        profiles.find_notebook("10")
 
 
 @pytest.mark.parametrize("name, value, expected", [
     ("split", "test", "one of"), ("eval_frames", [4, 4], "distinct positive"), ("eval_frames", [], "at least 1"),
     ("batch_size", 0, "positive"), ("device", "gpu", "cuda:N"), ("checkpoint", "bset", "one of"),
-    ("baselines", ["ffn"], "proportional"), ("interactive", 1, "True or False"), ("seed", -1, ">= 0"),
+    ("models", ["vanilla_16f"], "ffn, ffn_no_sn"), ("models", ["ffn", "ffn"], "distinct"),
+    ("paper_tables", ["table6"], "table1, table2"), ("interactive", 1, "True or False"), ("seed", -1, ">= 0"),
 ])
 def test_a_bad_value_is_named_with_what_was_expected(name, value, expected):
     with pytest.raises(ConfigError, match=f"08: {name}=.*expected .*{expected}"):

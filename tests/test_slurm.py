@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ffnlib import profiles
+from ffnlib import paper, profiles
 from ffnlib.paths import PROJECT_ROOT
 from ffnlib.train import FIT_KEYS, TrainConfig
 from ffnlib.train.config import parse_overrides
@@ -300,10 +300,11 @@ def _notebook_models(profile: str, overrides: dict) -> dict[str, TrainConfig]:
         notebook = profiles.find_notebook(stem)
         ns = {**profiles.declared_parameters(notebook), **profiles.profile_parameters(settings, notebook)}
         if stem == "04_train_tsm":
-            configs = [base, *(base.replace(num_frames=t) for t in ns["st_frame_counts"])]
+            configs = [base, *(base.replace(num_frames=t) for t in ns["st_frame_counts"]),
+                       *(base.replace(recipe="finetune", num_frames=t, init_from=base.model_name)
+                         for t in ns["finetune_frame_counts"])]
         else:
-            configs = [base.replace(recipe="ffn"),
-                       *(base.replace(recipe=b, frame_counts=ns["baseline_frame_counts"]) for b in ns["baselines"])]
+            configs = [paper.model_config(base, name) for name in ns["models"]]
         models.update({c.model_name: c for c in configs})
     return models
 

@@ -30,6 +30,7 @@ def test_wrong_type_is_rejected_and_named(key, value):
     ({"recipe": "distill"}, "recipe"), ({"lr_schedule": "poly"}, "lr_schedule"), ({"amp": "fp8"}, "amp"),
     ({"frame_counts": [16, 16]}, "frame_counts"), ({"recipe": "ffn", "frame_counts": [16]}, "frame_counts"),
     ({"frame_probs": [0.5]}, "frame_probs"), ({"frame_probs": [0.5, 0.6, 0.1]}, "frame_probs"),
+    ({"recipe": "proportional", "frame_probs": [0.5, 0.5]}, "frame_probs=.*one probability per frame count"),
     ({"frame_size": 256, "resize_size": 224}, "resize_size"), ({"dropout": 1.0}, "dropout"),
     ({"batch_size": 0}, "batch_size"), ({"lr": float("nan")}, "lr"), ({"lam": float("inf")}, "lam"),
     ({"arch": "resnet5"}, "arch"), ({"device": "gpu"}, "device"), ({"seed": -1}, "seed"),
@@ -55,12 +56,65 @@ def test_profile_train_section_and_overrides(tmp_path):
     assert (c.epochs, c.arch, c.network) == (3, "small", "ffn_small")
 
 
-@pytest.mark.parametrize("recipe, num_frames, model, model_name", [
-    ("vanilla", 16, "vanilla", "vanilla_16f"), ("vanilla", 4, "st", "st_4f"), ("ffn", 16, "ffn", "ffn"),
-    ("mixed", 16, "mixed", "mixed")])
-def test_names_in_the_table_and_the_run_folder(recipe, num_frames, model, model_name):
-    config = TrainConfig(recipe=recipe, num_frames=num_frames)
-    assert (config.model, config.model_name) == (model, model_name)
+@pytest.mark.parametrize("changes, model, model_name, train_frames, variant", [
+    ({"recipe": "vanilla"}, "vanilla", "vanilla_16f", "16", ""),
+    ({"recipe": "vanilla", "num_frames": 4}, "st", "st_4f", "4", ""),
+    ({"recipe": "ffn"}, "ffn", "ffn", "4/8/16", ""),
+    ({"recipe": "ffn", "lam": 0.5}, "ffn", "ffn", "4/8/16", "lam=0.5"),
+    ({"recipe": "ffn", "frame_counts": [4, 8, 12, 16]}, "ffn", "ffn_4-8-12-16", "4/8/12/16", ""),
+    ({"recipe": "ffn", "private_bn": False}, "ffn_no_sn", "ffn_no_sn", "4/8/16", ""),
+    ({"recipe": "ffn", "adaconv": False}, "ffn_no_wa", "ffn_no_wa", "4/8/16", ""),
+    ({"recipe": "ffn", "distill": False, "lam": 0.5}, "ffn_no_td", "ffn_no_td", "4/8/16", ""),  # lam is inert
+    ({"recipe": "ffn", "weight_sharing": False, "frame_counts": [4, 16]}, "ffn_no_ws", "ffn_no_ws_4-16", "4/16", ""),
+    ({"recipe": "ffn", "private_bn": False, "adaconv": False, "distill": False}, "ffn_no_sn_no_wa_no_td",
+     "ffn_no_sn_no_wa_no_td", "4/8/16", ""),
+    ({"recipe": "proportional", "frame_counts": [4, 16]}, "proportional", "proportional", "4/16", "frame_probs=0.5/0.5"),
+    ({"recipe": "proportional", "frame_counts": [4, 16], "frame_probs": [0.25, 0.75]}, "proportional",
+     "proportional_p0.25-0.75", "4/16", "frame_probs=0.25/0.75"),
+    ({"recipe": "proportional"}, "proportional", "proportional_4-8-16", "4/8/16", "frame_probs=0.333333/0.333333/0.333333"),
+    ({"recipe": "mixed", "frame_counts": [4, 16]}, "mixed", "mixed", "4/16", "mixup_prob=0.5"),
+    ({"recipe": "mixed", "frame_counts": [4, 16], "mixup_prob": 0.75, "mixup_alpha": 0.2}, "mixed",
+     "mixed_rho0.75_alpha0.2", "4/16", "mixup_prob=0.75,mixup_alpha=0.2"),
+    ({"recipe": "finetune", "num_frames": 4}, "finetune", "finetune_4f", "4", "init_from=vanilla_16f"),
+])
+def test_names_in_the_table_and_the_run_folder(changes, model, model_name, train_frames, variant):
+    config = TrainConfig.from_dict(changes)
+    assert (config.model, config.model_name, config.train_frames, config.variant) == (
+        model, model_name, train_frames, variant)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"recipe": "mixed"}, "two frame counts for the mixed recipe"),
+    ({"recipe": "mixed", "frame_counts": [4, 16], "mixup_prob": 1.5}, r"mixup_prob=1.5: expected a probability"),
+    ({"mixup_alpha": 0.0}, "mixup_alpha=0.0: expected a positive number"),
+    ({"recipe": "finetune", "init_from": ""}, "init_from='': expected the model to fine-tune"),
+    ({"model_kwargs": {"private_bn": False}}, r"private_bn is a config key of its own \(set `private_bn: false`"),
+    ({"recipe": "ffn", "weight_sharing": False, "adaconv": False}, "adaconv=False: expected True .* with weight_sharing=False"),
+    ({"recipe": "ffn", "weight_sharing": False, "private_bn": False}, "private_bn=False: expected True"),
+])
+def test_the_papers_switches_are_checked(values, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(values, source="p.yaml")
+
+
+def test_recipe_keys_are_inert_elsewhere_and_left_out_of_a_models_identity():
+    keys = ("recipe", "num_frames", "frame_counts", "lam", "mixup_prob", "private_bn")
+    vanilla = TrainConfig.from_dict({"mixup_prob": 0.75, "private_bn": False, "lam": 2.0})
+    assert vanilla.inert() == ["lam", "private_bn", "mixup_prob"]
+    assert vanilla.fit_identity(keys) == {"recipe": "vanilla", "num_frames": 16} == TrainConfig().fit_identity(keys)
+    mixed = TrainConfig.from_dict({"recipe": "mixed", "frame_counts": [4, 16], "mixup_prob": 0.75})
+    assert mixed.fit_identity(keys) == {"recipe": "mixed", "frame_counts": [4, 16], "mixup_prob": 0.75}
+    no_td = TrainConfig.from_dict({"recipe": "ffn", "distill": False, "lam": 2.0})
+    assert no_td.inert() == ["lam"] and "lam" not in no_td.fit_identity(keys)
+
+
+def test_a_saved_config_of_the_old_mixed_recipe_is_refused_and_old_switches_move():
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k not in ("mixup_prob", "mixup_alpha")}
+    with pytest.raises(ConfigError, match="best.pt was trained with the recipe once called 'mixed'"):
+        TrainConfig.from_saved({**old, "recipe": "mixed", "frame_counts": [4, 16]}, source="best.pt")
+    assert TrainConfig.from_saved({**old, "recipe": "vanilla"}).recipe == "vanilla"
+    moved = TrainConfig.from_saved({"recipe": "ffn", "model_kwargs": {"adaconv": False, "fold_div": 4}})
+    assert moved.adaconv is False and moved.model_kwargs == {"fold_div": 4} and moved.model == "ffn_no_wa"
 
 
 def test_a_checkpoint_config_with_an_old_key_name_still_reads():

@@ -42,7 +42,7 @@ def test_ranks_split_each_global_batch_without_overlap():
         assert sorted(halves[0][b] + halves[1][b]) == sorted(whole[b])
 
 
-@pytest.mark.parametrize("recipe", ["vanilla", "ffn", "mixed"])
+@pytest.mark.parametrize("recipe", ["vanilla", "ffn", "ffn_no_td", "mixed"])
 def test_two_gloo_processes_match_one_process_on_the_same_global_batch(recipe, ddp_results):
     sys.path.insert(0, str(WORKER.parent))
     import ddp_worker

@@ -59,7 +59,7 @@ def wait_for(predicate, proc, timeout=120):
 
 @pytest.mark.parametrize("recipe", ["vanilla", "ffn", "proportional", "mixed"])
 def test_each_recipe_fills_its_run_folder(tiny_root, tmp_path, recipe, torch_state):
-    config = tiny(tiny_root, recipe=recipe, epochs=1, steps_per_epoch=3)
+    config = tiny(tiny_root, recipe=recipe, epochs=1, steps_per_epoch=3, mixup_prob=1.0)
     result = fit(config, tmp_path / "run", progress=False)
     run = ModelRun(tmp_path / "run")
     assert TrainConfig.from_yaml(run.config) == config
@@ -68,8 +68,10 @@ def test_each_recipe_fills_its_run_folder(tiny_root, tmp_path, recipe, torch_sta
     for key in ("lr", "train_loss", "train_top1", "val_top1_4", "val_top5_8", *TIMING):
         assert key in line
     expected_parts = {"vanilla": ["train_ce"], "proportional": ["train_ce"], "ffn": ["train_ce", "train_kl_4"],
-                      "mixed": ["train_ce_4", "train_ce_8"]}[recipe]
+                      "mixed": ["train_ce", "train_mixup"]}[recipe]
     assert all(part in line for part in expected_parts)
+    if recipe == "mixed":
+        assert line["train_mixup"] == 1.0  # mixup_prob 1: every step mixed
     for path in (run.last, run.best, run.final):
         state = torch.load(path, weights_only=True)  # tensors and plain types only
         assert state["config"] == config.to_dict() and state["step"] == 3

@@ -84,7 +84,7 @@ def test_a_failed_cell_exits_for_requeue_on_a_user_error_or_on_a_bug(tmp_path, m
     (["reproduce", "--profile", "smoke", "--set", "epoch=3"], "unknown config key(s) ['epoch']"),
     (["reproduce", "--profile", "smoke", "-p", "sede", "1"], "no notebook declares ['sede']"),
     (["run", "04", "--run-dir", "x", "-f", "nope.yaml"], "nope.yaml: cannot read a YAML file"),
-    (["run", "09", "--run-dir", "x"], "no notebook '09'"),
+    (["run", "10", "--run-dir", "x"], "no notebook '10'"),
     (["run", "04", "--run-dir", "x", "-p", "st_frame_counts", "[4,"], "the value is not YAML"),
     (["run", "04", "--run-dir", "x", "-p", "st_frame_counts", "[0]"], "st_frame_counts=[0]: expected"),
 ])

@@ -15,6 +15,7 @@ A checkpoint is a dict:
     num_classes, config         the classifier size and TrainConfig.to_dict()
     rng                         torch CPU/CUDA generator states
     checkpoint_id               a random id of these weights (the evaluation cache's key)
+    init                        (finetune) the checkpoint it started from: {"path", "checkpoint_id", "step"}; else None
     source                      (imported models only) where the weights came from
     format                      FORMAT
 
@@ -34,15 +35,17 @@ import torch
 from ffnlib.errors import UserError
 from ffnlib.paths import write_atomic
 
-from .config import RENAMED, TrainConfig
+from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 FORMAT = 2  # 1: before epoch_seconds, lr, metrics_line and checkpoint_id (still read)
-# Changing these between a checkpoint and its resumption would train something else: refused.
+# Changing these between a checkpoint and its resumption would train something else: refused (the
+# recipe keys only where they act in the recipe, `TrainConfig.fit_identity`).
 FIT_KEYS = ("recipe", "arch", "model_kwargs", "num_frames", "frame_counts", "frame_probs", "data_root",
             "builtin", "frame_size", "batch_size", "seed", "lam", "dataset", "frame_template", "train_split",
-            "val_split", "fold", "skip_missing_videos")
+            "val_split", "fold", "skip_missing_videos", "distill", "private_bn", "adaconv", "weight_sharing",
+            "mixup_prob", "mixup_alpha", "init_from")
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -107,11 +110,14 @@ def load_model_state(model: torch.nn.Module, state_dict: dict, source: str) -> N
 
 def check_fits(saved: dict, config: TrainConfig, path: Path) -> None:
     """Refuse to resume checkpoint `path` (trained with config dict `saved`) under a `config` that
-    trains something else (a FIT_KEYS difference); other differences are logged."""
-    # a key added since the checkpoint was saved had its default then
-    saved = {**TrainConfig().to_dict(), **{RENAMED.get(k, k): v for k, v in saved.items()}}
+    trains something else (a FIT_KEYS difference where the key acts in the recipe); other differences
+    are logged."""
+    saved_config = TrainConfig.from_saved(saved, source=str(path))  # a key added since had its default then
+    saved = saved_config.to_dict()
     current = config.to_dict()
-    changed = {k: (saved.get(k), current[k]) for k in FIT_KEYS if saved.get(k) != current[k]}
+    mine, theirs = config.fit_identity(FIT_KEYS), saved_config.fit_identity(FIT_KEYS)
+    changed = {k: (saved.get(k), current[k]) for k in FIT_KEYS
+               if (k in mine or k in theirs) and theirs.get(k) != mine.get(k)}
     if changed:
         detail = "; ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in changed.items())
         raise CheckpointError(f"{path} was trained with another config ({detail}); "

@@ -6,6 +6,14 @@ config is saved in the run folder (`config.yaml`) and in every checkpoint.
 
 Profiles (`configs/*.yaml`) hold a `train:` section with these fields; a plain YAML of these fields
 is accepted too.
+
+Recipe keys act in the recipes `APPLIES` names and are inert elsewhere (a notebook builds several
+recipes from one profile): `fit` logs an inert key given another value than its default, and a model
+folder's identity (`fit_identity`, what resuming checks) leaves inert keys out. A model's names derive
+from its config: `model` (the TFD table's column: vanilla, st, proportional, mixed, finetune, ffn and
+FFN's ablations ffn_no_sn / _no_wa / _no_td / _no_ws), `model_name` (its folder in a workbook run) and
+`variant` (what tells models of one `model` and `train_frames` apart in the table: the mixup
+probability, the frame probabilities, lam...).
 """
 from __future__ import annotations
 
@@ -23,20 +31,47 @@ from ffnlib.errors import ConfigError
 from ffnlib.layouts import check_options
 from ffnlib.models import ARCHITECTURES
 
-RECIPES = ("vanilla", "ffn", "proportional", "mixed")
+RECIPES = ("vanilla", "ffn", "proportional", "mixed", "finetune")
 RENAMED = {"eval_frame_counts": "eval_frames"}  # old key -> current key (configs saved in checkpoints)
 LR_SCHEDULES = ("step", "cosine")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+# FFN's parts (the paper's Table 4), each a config key: `model_kwargs` may not hold them. The suffix
+# names the ablation in `model` (ffn_no_sn ...), in this order, when the part is switched off.
+FFN_SWITCHES = {"private_bn": "_no_sn", "adaconv": "_no_wa", "distill": "_no_td", "weight_sharing": "_no_ws"}
+# Recipe keys and the recipes they act in; elsewhere they are inert.
+APPLIES = {
+    "num_frames": ("vanilla", "finetune"),
+    "frame_counts": ("ffn", "proportional", "mixed"),
+    "frame_probs": ("proportional",),
+    "lam": ("ffn",),
+    **{key: ("ffn",) for key in FFN_SWITCHES},
+    "mixup_prob": ("mixed",),
+    "mixup_alpha": ("mixed",),
+    "init_from": ("finetune",),
+}
+# The frame counts a recipe's folder name leaves unsaid (`model_name`): FFN's 4/8/16, the baselines' pair.
+DEFAULT_FRAME_COUNTS = {"ffn": (4, 8, 16), "proportional": (4, 16), "mixed": (4, 16)}
+OLD_MIXED = ("was trained with the recipe once called 'mixed' (every T of frame_counts for the same videos, "
+             "cross-entropies summed), which is not the paper's Mixed Sampling that recipe 'mixed' trains now; "
+             "delete its model folder, or train it again with --restart (fit(restart=True)); the old recipe is "
+             "recipe ffn with private_bn, adaconv and distill false")
 
 
 @dataclass
 class TrainConfig:
     # what to train
-    recipe: str = "vanilla"  # vanilla (one T; separated training = vanilla at another T) | ffn | proportional | mixed
-    num_frames: int = 16  # T of the vanilla recipe
-    frame_counts: tuple = (4, 8, 16)  # T set of ffn, proportional and mixed
-    frame_probs: tuple = ()  # proportional: probability of each T in frame_counts (empty: uniform)
+    recipe: str = "vanilla"  # vanilla (one T; separated training = vanilla at another T) | ffn | proportional | mixed | finetune
+    num_frames: int = 16  # T of vanilla, and the T finetune trains at
+    frame_counts: tuple = (4, 8, 16)  # T set of ffn and proportional; mixed: the pair (T mixed in, T trained at)
+    frame_probs: tuple = ()  # proportional: probability of each T in frame_counts (empty: uniform); the paper's varrho = that of the larger of two
     lam: float = 1.0  # ffn: weight of the KL distillation terms
+    distill: bool = True  # ffn: temporal distillation; False: CE on every branch's output, no KL (Table 4, w/o TD)
+    private_bn: bool = True  # ffn: private BatchNorms per T; False: shared (Table 4, w/o Specialized Normalization)
+    adaconv: bool = True  # ffn: the depthwise adaconv per block and T; False: none (Table 4, w/o Weight Alteration)
+    weight_sharing: bool = True  # ffn: convs shared by the T; False: a whole network per T (Table 4, w/o Weight Sharing)
+    mixup_prob: float = 0.5  # mixed: the paper's rho, the probability that a step mixes the low-T clip into the high-T one
+    mixup_alpha: float = 1.0  # mixed: each video's mix weight ~ Beta(alpha, alpha) (1.0: uniform on [0, 1]; the paper does not say)
+    init_from: str = "vanilla_16f"  # finetune: the model fine-tuned (a model folder of the same run, a model folder path, or a .pt); its best.pt
     # data
     dataset: str = "ssv2"  # layout of the data: ssv2 | ssv1 | frames | kinetics | hmdb51 | video_list (ffnlib.layouts)
     data_root: str = ""  # annotation folder; "" = the built-in synthetic dataset (in the ssv2 or ssv1 layout)
@@ -169,8 +204,26 @@ class TrainConfig:
             fail("frame_counts", "distinct frame counts")
         if self.recipe == "ffn" and len(self.frame_counts) < 2:
             fail("frame_counts", "at least two frame counts for the ffn recipe")
+        if self.recipe == "mixed" and len(self.frame_counts) != 2:
+            fail("frame_counts", "two frame counts for the mixed recipe: the clip mixed in (the smaller T) and "
+                                 "the clip trained on (the larger)")
+        if not 0 <= self.mixup_prob <= 1:
+            fail("mixup_prob", "a probability in [0, 1]")
+        if self.mixup_alpha <= 0:
+            fail("mixup_alpha", "a positive number (the Beta distribution's alpha)")
+        if self.recipe == "finetune" and not self.init_from:
+            fail("init_from", "the model to fine-tune: a model folder name of the run (vanilla_16f), a model "
+                              "folder or a checkpoint path")
+        for key in sorted(set(self.model_kwargs) & set(FFN_SWITCHES)):
+            raise ConfigError(f"{source}: model_kwargs={self.model_kwargs!r}: {key} is a config key of its own "
+                              f"(set `{key}: {str(self.model_kwargs[key]).lower()}` beside recipe, not in model_kwargs)")
+        if self.recipe == "ffn" and not self.weight_sharing:
+            for key in ("private_bn", "adaconv"):
+                if not getattr(self, key):
+                    fail(key, "True (its default) with weight_sharing=False: every frame count has its own "
+                              "network, its own BatchNorms and no adaconv")
         if self.frame_probs:
-            if len(self.frame_probs) != len(self.frame_counts):
+            if self.recipe == "proportional" and len(self.frame_probs) != len(self.frame_counts):
                 fail("frame_probs", f"one probability per frame count {self.frame_counts}")
             if any(p < 0 for p in self.frame_probs) or abs(sum(self.frame_probs) - 1) > 1e-6:
                 fail("frame_probs", "non-negative probabilities summing to 1")
@@ -187,6 +240,36 @@ class TrainConfig:
                 fail(key, "a non-negative integer")
 
     # ---------------------------------------------------------------- derived values
+    @classmethod
+    def from_saved(cls, values: dict, source: str = "config") -> "TrainConfig":
+        """A config as a checkpoint or a model folder's config.yaml holds it (every key of its time):
+        keys renamed since (RENAMED) and FFN's switches once kept in `model_kwargs` read under their
+        current names; a model of the old 'mixed' recipe (before `mixup_prob` existed) is refused."""
+        values = {RENAMED.get(k, k): v for k, v in values.items()}
+        if values.get("recipe") == "mixed" and "mixup_prob" not in values:
+            raise ConfigError(f"{source} {OLD_MIXED}")
+        kwargs = dict(values.get("model_kwargs") or {})
+        moved = {key: kwargs.pop(key) for key in FFN_SWITCHES if key in kwargs}
+        if moved:
+            values = {**values, "model_kwargs": kwargs, **moved}
+        return cls.from_dict(values, source=source)
+
+    def applies(self, key: str) -> bool:
+        """Whether config key `key` acts in this config's recipe (keys not in APPLIES act in every one;
+        lam only with distill)."""
+        if key == "lam" and not self.distill:
+            return False
+        return self.recipe in APPLIES.get(key, (self.recipe,))
+
+    def inert(self) -> list[str]:
+        """The recipe keys set to another value than their default that this recipe ignores."""
+        defaults = type(self)()
+        return [key for key in APPLIES if not self.applies(key) and getattr(self, key) != getattr(defaults, key)]
+
+    def fit_identity(self, keys) -> dict:
+        """The values of `keys` (FIT_KEYS) that decide what this config trains: inert keys left out."""
+        return {key: _plain(getattr(self, key)) for key in keys if self.applies(key)}
+
     @property
     def network(self) -> str:
         """The `create_model` name: the recipe picks the wrapper, `arch` the backbone (tsm_small, ffn_resnet50)."""
@@ -194,21 +277,73 @@ class TrainConfig:
 
     @property
     def train_frame_counts(self) -> tuple:
-        """The frame counts the model sees in training."""
-        return (self.num_frames,) if self.recipe == "vanilla" else tuple(self.frame_counts)
+        """The frame counts the model is trained on (mixed: the pair, although the network sees the larger only)."""
+        return (self.num_frames,) if self.recipe in ("vanilla", "finetune") else tuple(self.frame_counts)
+
+    @property
+    def train_frames(self) -> str:
+        """`train_frame_counts` as the TFD table writes them: "16", "4/8/16"."""
+        return "/".join(map(str, self.train_frame_counts))
+
+    @property
+    def probabilities(self) -> tuple:
+        """proportional: the probability of each T of `frame_counts` (`frame_probs`, or uniform)."""
+        return tuple(self.frame_probs) or tuple(1 / len(self.frame_counts) for _ in self.frame_counts)
+
+    @property
+    def model(self) -> str:
+        """The model's name in the TFD table: vanilla at 16F, st at another T; ffn, with the suffix of each
+        part switched off (ffn_no_sn, ffn_no_wa, ffn_no_td, ffn_no_ws); else the recipe."""
+        if self.recipe == "vanilla":
+            return "vanilla" if self.num_frames == 16 else "st"
+        if self.recipe == "ffn":
+            return "ffn" + "".join(suffix for key, suffix in FFN_SWITCHES.items() if not getattr(self, key))
+        return self.recipe
 
     @property
     def model_name(self) -> str:
         """The model's folder in a workbook run (`<run_dir>/models/<model_name>`): vanilla_16f, st_4f,
-        ffn, proportional or mixed."""
-        return f"{self.model}_{self.num_frames}f" if self.recipe == "vanilla" else self.recipe
+        finetune_4f; `model` for the others, then the frame counts where they are not the recipe's
+        usual ones (ffn_4-16, ffn_no_td_4-8-12-16), proportional's probabilities where not uniform
+        (proportional_p0.25-0.75) and mixed's rho and alpha where not the defaults (mixed_rho0.75)."""
+        if self.recipe in ("vanilla", "finetune"):
+            return f"{self.model}_{self.num_frames}f"
+        name = self.model
+        if tuple(sorted(self.frame_counts)) != DEFAULT_FRAME_COUNTS[self.recipe]:
+            name += "_" + "-".join(map(str, sorted(self.frame_counts)))
+        if self.recipe == "proportional" and self.frame_probs and len(set(self.probabilities)) > 1:
+            name += "_p" + "-".join(f"{p:g}" for p in self.probabilities)
+        if self.recipe == "mixed":
+            defaults = type(self)()
+            if self.mixup_prob != defaults.mixup_prob:
+                name += f"_rho{self.mixup_prob:g}"
+            if self.mixup_alpha != defaults.mixup_alpha:
+                name += f"_alpha{self.mixup_alpha:g}"
+        return name
 
     @property
-    def model(self) -> str:
-        """The model's name in the TFD table: vanilla at 16F, st at another T, else the recipe."""
-        if self.recipe == "vanilla":
-            return "vanilla" if self.num_frames == 16 else "st"
-        return self.recipe
+    def variant(self) -> str:
+        """What tells this model apart from others of the same `model` and `train_frames` in the TFD
+        table ("" for none): mixed's mixup_prob (and mixup_alpha when not 1), proportional's frame
+        probabilities, finetune's source, an FFN's lam when not 1."""
+        parts = []
+        if self.recipe == "mixed":
+            parts.append(f"mixup_prob={self.mixup_prob:g}")
+            if self.mixup_alpha != 1.0:
+                parts.append(f"mixup_alpha={self.mixup_alpha:g}")
+        elif self.recipe == "proportional":
+            parts.append("frame_probs=" + "/".join(f"{p:g}" for p in self.probabilities))
+        elif self.recipe == "finetune":
+            parts.append(f"init_from={self.init_from}")
+        elif self.applies("lam") and self.lam != 1.0:
+            parts.append(f"lam={self.lam:g}")
+        return ",".join(parts)
+
+    @property
+    def data(self) -> str:
+        """The data a model learns from, as the TFD table names it: "builtin" (the built-in synthetic
+        data, in whichever layout) or the layout of `data_root` (ssv2, ssv1, kinetics...)."""
+        return self.dataset if self.data_root else "builtin"
 
 
 def parse_overrides(pairs: list[str]) -> dict:

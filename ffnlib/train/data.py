@@ -36,10 +36,11 @@ def open_splits(config: TrainConfig, progress: bool = True) -> tuple[Split, Spli
 
 
 def train_view(config: TrainConfig, source: Split):
-    """The dataset view the recipe trains on: one clip of `num_frames`, one clip of the largest count
-    (proportional: `epoch_batches` picks each batch's T), or one clip per frame count."""
+    """The dataset view the recipe trains on: one clip of `num_frames` (vanilla, finetune), one clip of
+    the largest count (proportional: `epoch_batches` picks each batch's T), or one clip per frame count
+    (ffn; mixed: the pair, one shared crop, mixed in the step)."""
     common = dict(train=True, frame_size=config.frame_size, resize_size=config.resize_size, seed=config.seed)
-    if config.recipe == "vanilla":
+    if config.recipe in ("vanilla", "finetune"):
         return VideoClips(source, num_frames=config.num_frames, **common)
     if config.recipe == "proportional":
         return VideoClips(source, num_frames=max(config.frame_counts), **common)

@@ -35,7 +35,7 @@ from .config import TrainConfig
 from .data import epoch_batches, make_loader, open_splits, steps_in_epoch, train_view
 from .evaluate import EvaluationStopped, evaluate
 from .optim import lr_at, set_lr
-from .setup import Trainee, check_model, configure_torch
+from .setup import Trainee, check_model, configure_torch, finetune_source, init_finetune
 from .signals import Preempted, StopRequest
 from .step import add_step, train_step
 
@@ -63,6 +63,7 @@ class Progress:
     lr: float | None = None  # the current epoch's last learning rate
     best: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # metrics lines
+    init: dict | None = None  # finetune: the checkpoint it started from ({"path", "checkpoint_id", "step"})
 
 
 def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, restart: bool = False) -> FitResult:
@@ -73,6 +74,11 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
     world = dist_utils.init_world(config.device)
     device = dist_utils.resolve_device(config.device, world)
     check_model(config)  # arch and model_kwargs, before any data is opened
+    for key in config.inert():
+        log.warning("%s=%r does not act in recipe %s: ignored", key, getattr(config, key), config.recipe)
+    finetune_from = None
+    if config.recipe == "finetune" and (restart or not (run.last.exists() or run.final.exists())):
+        finetune_from = finetune_source(config, run.root)  # before any data is opened: a missing source is named
     if config.batch_size % world.world_size:
         raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {world.world_size} ranks")
     configure_torch(config, device, world)
@@ -88,6 +94,8 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
         steps = steps_in_epoch(config, len(dataset))
         trainee = Trainee.build(config, train_src.num_classes, device, world)
         state = resume(run, trainee, world)
+        if finetune_from is not None and state.step == 0:
+            state.init = init_finetune(trainee.model, config, finetune_from, train_src.num_classes)
         loop = _Loop(config, run, world, trainee, dataset, val_src, steps, train_src.num_classes, state, progress)
         stop = StopRequest()
         stop.install()  # before the pid file appears: a signal sent as soon as it exists is caught
@@ -141,7 +149,7 @@ def resume(run: ModelRun, trainee: Trainee, world: dist_utils.World) -> Progress
         trainee.optimizer.load_state_dict(saved["optimizer"])
         trainee.scaler.load_state_dict(saved["scaler"])
         state = Progress(saved["epoch"], saved["step"], saved["batch_in_epoch"], dict(saved["partial"]),
-                         saved.get("epoch_seconds", 0.0), saved.get("lr"), dict(saved["best"]))
+                         saved.get("epoch_seconds", 0.0), saved.get("lr"), dict(saved["best"]), init=saved.get("init"))
         if world.is_main:
             torch.set_rng_state(saved["rng"]["torch"])
             if trainee.device.type == "cuda" and saved["rng"].get("cuda") is not None:
@@ -179,7 +187,8 @@ class _Loop:
         self.config, self.run, self.world, self.trainee = config, run, world, trainee
         self.dataset, self.val_src, self.steps, self.num_classes = dataset, val_src, steps, num_classes
         self.state, self.progress = state, progress
-        self.frames_per_sample = sum(config.train_frame_counts) if config.recipe in ("ffn", "mixed") else None
+        # frames the network sees per video (logged frames/s); None: the batch's one clip says it
+        self.frames_per_sample = trainee.frames_per_clip if config.recipe in ("ffn", "mixed") else None
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_state(self, sums: dict, metrics_line: dict | None = None) -> dict:
@@ -191,7 +200,7 @@ class _Loop:
             "best": s.best, "metrics_line": metrics_line, "num_classes": self.num_classes,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(t.device) if t.device.type == "cuda" else None},
-            "config": self.config.to_dict(), "checkpoint_id": new_checkpoint_id(),
+            "config": self.config.to_dict(), "checkpoint_id": new_checkpoint_id(), "init": s.init,
         }
 
     def global_sums(self, sums: dict) -> dict:
@@ -223,7 +232,7 @@ class _Loop:
             where = (f"in {self.run.root} at epoch {state.epoch + 1}, step {state.step + 1}; stopped without "
                      f"saving: the last good checkpoint is {last}")
             loss, parts, logits, target = train_step(t.step_model, t.optimizer, t.scaler, batch, config, t.device,
-                                                     t.amp, world, where)
+                                                     t.amp, world, where, step=state.step)
             state.step += 1
             state.batch_in_epoch += 1
             n = add_step(sums, loss, parts, logits, target)

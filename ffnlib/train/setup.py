@@ -27,11 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def model_kwargs(config: TrainConfig) -> dict:
-    """The architecture keywords `create_model(config.network, ...)` gets from `config` (an FFN's
-    frame counts included), dropout apart."""
+    """The architecture keywords `create_model(config.network, ...)` gets from `config`, dropout apart:
+    `model_kwargs`, and for an FFN its frame counts and switches (`weight_sharing=False` alone: a
+    network per T has no shared weights to alter or normalise apart)."""
     kwargs = dict(config.model_kwargs)
     if config.recipe == "ffn":
         kwargs.setdefault("frame_counts", tuple(config.frame_counts))
+        if config.weight_sharing:
+            kwargs.update(private_bn=config.private_bn, adaconv=config.adaconv)
+        else:
+            kwargs["weight_sharing"] = False
     return kwargs
 
 
@@ -46,9 +51,11 @@ def check_model(config: TrainConfig, num_classes: int = 2) -> None:
 
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
-    """`config`'s network for `num_classes` classes, from its `pretrained` weights when given."""
+    """`config`'s network for `num_classes` classes, from its `pretrained` weights when given (not for
+    finetune, whose weights come from the model it fine-tunes: `init_finetune`)."""
     kwargs = dict(dropout=config.dropout, **model_kwargs(config))
-    pretrained = config.pretrained or None
+    pretrained = config.pretrained if config.recipe != "finetune" else None
+    pretrained = pretrained or None
     if pretrained and pretrained != "imagenet":
         pretrained = project_path(pretrained)
     model = create_model(config.network, num_classes, pretrained=pretrained, **kwargs)
@@ -74,7 +81,7 @@ def configure_torch(config: TrainConfig, device: torch.device, world: dist_utils
 @dataclass
 class Trainee:
     """A model set up for training as `fit` sets it up: `model` keeps the weights (checkpoints save
-    it), `step_model` is what `train_step` runs (EachClip for mixed, DDP, torch.compile)."""
+    it), `step_model` is what `train_step` runs (in DDP, compiled, as the config asks)."""
 
     config: TrainConfig
     model: nn.Module
@@ -86,7 +93,10 @@ class Trainee:
 
     @property
     def frames_per_clip(self) -> int:
-        """Frames the network sees per video in one step (every frame count of an FFN or mixed sample)."""
+        """Frames the network sees per video in one step: every frame count of an FFN sample, the larger
+        T of mixed (the smaller one is mixed into it), else the one T."""
+        if self.config.recipe == "mixed":
+            return max(self.config.frame_counts)
         return sum(self.config.train_frame_counts)
 
     @classmethod
@@ -117,7 +127,55 @@ def load_trained(model_dir: str | Path, checkpoint: str = "best", device: str | 
 
 def trained_from_state(state: dict, source: str | Path, device: str | torch.device = "cpu"):
     """The model and config of a checkpoint already read (`source` names it in errors), in eval mode."""
-    config = TrainConfig.from_dict(state["config"], source=str(source))
+    config = TrainConfig.from_saved(state["config"], source=str(source))
     model = build_model(config.replace(pretrained=""), state["num_classes"])
     load_model_state(model, state["model"], str(source))
     return model.to(device).eval(), config
+
+
+# ------------------------------------------------------------------------------------------ fine-tuning
+def finetune_source(config: TrainConfig, model_dir: str | Path) -> Path:
+    """The checkpoint the finetune recipe starts from: `init_from` is a model folder of the workbook
+    run `model_dir` belongs to (vanilla_16f: its best.pt), a model folder path, or a .pt file. A model
+    folder must have finished training (final.pt): a sweep that starts the fine-tuning before its
+    source has finished would otherwise start from an early best.pt. Raises ConfigError naming what
+    is missing."""
+    source = config.init_from
+    where = f"init_from={source!r}"
+    if source.endswith(".pt"):
+        path = project_path(source)
+        if not path.is_file():
+            raise ConfigError(f"{where}: no checkpoint file {path}")
+        return path
+    if "/" in source or source in (".", ".."):
+        run = ModelRun(project_path(source))
+    else:
+        run_dir = ModelRun(model_dir).run_dir
+        if run_dir is None:
+            raise ConfigError(f"{where} names a model of the workbook run, but {model_dir} is not in a run's "
+                              f"models/ folder: give init_from as a model folder or a checkpoint path")
+        run = ModelRun(Path(run_dir) / "models" / source)
+    if not run.final.is_file():
+        state = "is still training (no checkpoints/final.pt yet)" if run.last.is_file() else "is not trained"
+        raise ConfigError(f"{where}: {run.root} {state}: train it first (notebook 04, or python -m "
+                          f"ffnlib.train), then fine-tune")
+    if not run.best.is_file():
+        raise ConfigError(f"{where}: {run.root} has no checkpoints/best.pt to fine-tune")
+    return run.best
+
+
+def init_finetune(model: nn.Module, config: TrainConfig, path: Path, num_classes: int) -> dict:
+    """Load the weights of checkpoint `path` (see `finetune_source`) into `model`, the network of the
+    finetune `config`: the source must be the same network for the same classes. Returns what the
+    fine-tuning starts from ({"path", "checkpoint_id", "step"}) for the checkpoints to record."""
+    state = load_checkpoint(path)
+    source = TrainConfig.from_saved(state["config"], source=str(path))
+    if source.network != config.network or source.model_kwargs != config.model_kwargs:
+        raise ConfigError(f"init_from={config.init_from!r}: {path} holds a {source.network} with model_kwargs "
+                          f"{source.model_kwargs}, not the {config.network} with {config.model_kwargs} of this config")
+    if state["num_classes"] != num_classes:
+        raise ConfigError(f"init_from={config.init_from!r}: {path} has {state['num_classes']} classes, the data "
+                          f"{num_classes}")
+    load_model_state(model, state["model"], str(path))
+    log.info("fine-tuning from %s (step %d)", path, state["step"])
+    return {"path": str(path), "checkpoint_id": str(state.get("checkpoint_id", "")), "step": int(state["step"])}

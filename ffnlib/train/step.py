@@ -2,18 +2,25 @@
 
 Recipes (TrainConfig.recipe):
     vanilla       one T (`num_frames`); separated training (ST) is vanilla at another T
-    ffn           FFN on `frame_counts`: CE on the highest T + lam * KL(teacher || each lower T)
+    ffn           FFN on `frame_counts`: CE on the highest T + lam * KL(teacher || each lower T); with
+                  `distill=False` (Table 4, w/o TD) the CE of every branch's output, summed, no KL
     proportional  one TSM; each iteration draws one T from `frame_counts` (probabilities `frame_probs`)
-    mixed         one TSM (shared BN); each iteration sees every T of `frame_counts` for the same
-                  videos, loss = sum of the CE at each T
-The ffn and mixed steps go clip by clip, the highest T first (`backward_per_clip`): the gradients of
-the summed loss, one clip's activations alive at a time; under DDP the gradients are averaged over
-ranks once, during the last clip's backward.
+    mixed         the paper's Mixed Sampling: one TSM trained on the larger T of the pair `frame_counts`
+                  only; with probability `mixup_prob` (rho) a step mixes each video's clip of the
+                  smaller T into as many consecutive frames of its clip of the larger T (`mix_frames`,
+                  a start and a weight ~ Beta(mixup_alpha, mixup_alpha) per video, `mixup_plan`);
+                  labels unchanged (both clips are of the same video)
+    finetune      vanilla at `num_frames`, starting from the weights of `init_from` (setup.init_finetune)
+The ffn step goes clip by clip, the highest T first (`backward_per_clip`): the gradients of the
+summed loss, one clip's activations alive at a time; under DDP the gradients are averaged over ranks
+once, during the last clip's backward.
 """
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,16 +35,62 @@ class NonFiniteLoss(RuntimeError):
     """The loss became NaN or inf; nothing was saved after the last good checkpoint."""
 
 
-class EachClip(nn.Module):
-    """Runs one TSM on each clip of a list: the mixed recipe's model, given an FFN's multi-clip call."""
+MIXUP_STREAM = 2  # mixup_plan's generator: [seed, step, 2] (epoch_batches draws from [seed, epoch(, 1)])
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
 
-    def forward(self, clips):
-        return [self.model(clip) for clip in clips]
+# ------------------------------------------------------------------------------------------ mixed sampling
+@dataclass(frozen=True)
+class MixPlan:
+    """How one step of the mixed recipe mixes, per video of this rank's batch: `start` (B,) int64, the
+    first of the consecutive frames of the larger-T clip that take the smaller-T clip, and `weight`
+    (B,) float32, the smaller clip's share in them."""
 
+    start: torch.Tensor
+    weight: torch.Tensor
+
+
+def mixup_plan(config: TrainConfig, step: int, batch_size: int,
+               world: dist_utils.World = dist_utils.World()) -> MixPlan | None:
+    """The mixing of optimiser step `step` (0-based) for this rank's `batch_size` videos, or None when
+    the step does not mix (probability 1 - mixup_prob). A pure function of (seed, step): the same
+    after a resume, and for the same global batch whatever the number of ranks (drawn for the global
+    batch, each rank taking its videos as `epoch_batches` gives them out)."""
+    rng = np.random.default_rng([config.seed, step, MIXUP_STREAM])
+    if not rng.random() < config.mixup_prob:
+        return None
+    low, high = sorted(config.frame_counts)
+    total = max(config.batch_size, batch_size * world.world_size)  # the global batch
+    start = rng.integers(0, high - low + 1, size=total)[world.rank::world.world_size][:batch_size]
+    weight = rng.beta(config.mixup_alpha, config.mixup_alpha, size=total)[world.rank::world.world_size][:batch_size]
+    return MixPlan(torch.from_numpy(start), torch.from_numpy(weight.astype(np.float32)))
+
+
+def mix_frames(low: torch.Tensor, high: torch.Tensor, plan: MixPlan) -> torch.Tensor:
+    """`high` (B, C, T_high, H, W) with frames start .. start + T_low - 1 of video b replaced by
+    weight * low[b] + (1 - weight) * those frames; `low` (B, C, T_low, H, W) is the same videos' clip of
+    the smaller T. Returns a new tensor, `high` untouched."""
+    b, c, t_low, h, w = low.shape
+    if high.shape[:2] != (b, c) or high.shape[3:] != (h, w) or high.shape[2] < t_low:
+        raise ValueError(f"mix_frames: clips {tuple(low.shape)} and {tuple(high.shape)} are not the smaller and "
+                         f"larger T of the same videos")
+    start, weight = plan.start.to(high.device), plan.weight.to(high.device, high.dtype)
+    frames = start[:, None] + torch.arange(t_low, device=high.device)  # (B, T_low)
+    index = frames[:, None, :, None, None].expand(b, c, t_low, h, w)  # (B, C, T_low, H, W)
+    share = weight[:, None, None, None, None]  # (B, 1, 1, 1, 1)
+    mixed = share * low + (1 - share) * high.gather(2, index)  # (B, C, T_low, H, W)
+    return high.scatter(2, index, mixed)
+
+
+def mixed_clip(clips: list[torch.Tensor], config: TrainConfig, step: int,
+               world: dist_utils.World = dist_utils.World()) -> tuple[torch.Tensor, bool]:
+    """The mixed recipe's input: the clip of the larger T of `clips` (one per `frame_counts`, in that
+    order), mixed as `mixup_plan(step)` says; and whether it was."""
+    by_count = dict(zip(config.frame_counts, clips))
+    low, high = sorted(by_count)
+    plan = mixup_plan(config, step, by_count[high].shape[0], world)
+    if plan is None:
+        return by_count[high], False
+    return mix_frames(by_count[low], by_count[high], plan), True
 
 
 # ------------------------------------------------------------------------------------------ one step
@@ -47,23 +100,29 @@ def batch_on(batch, device: torch.device) -> tuple[list[torch.Tensor], torch.Ten
     return [c.to(device, non_blocking=True) for c in clips], target.to(device, non_blocking=True)
 
 
-def compute_loss(model: nn.Module, batch, config: TrainConfig, device: torch.device):
+def compute_loss(model: nn.Module, batch, config: TrainConfig, device: torch.device, step: int = 0,
+                 world: dist_utils.World = dist_utils.World()):
     """Loss of one batch (one forward of all its clips), its parts (detached, for logging), the main
-    logits and the targets."""
+    logits and the targets. `step` (the optimiser step) and `world` decide the mixed recipe's mixing."""
     clips, target = batch_on(batch, device)
-    if config.recipe in ("vanilla", "proportional"):
-        logits = model(clips[0])  # (B, classes)
+    if config.recipe != "ffn":
+        parts = {}
+        clip = clips[0]  # (B, C, T, H, W)
+        if config.recipe == "mixed":
+            clip, mixed = mixed_clip(clips, config, step, world)
+            parts["mixup"] = torch.tensor(float(mixed))  # the share of steps that mixed, in the metrics
+        logits = model(clip)  # (B, classes)
         loss = F.cross_entropy(logits, target)
-        return loss, {"ce": loss.detach()}, logits, target
+        return loss, {"ce": loss.detach(), **parts}, logits, target
     outputs = model(clips)  # one (B, classes) per frame count, in config.frame_counts order
     by_count = dict(zip(config.frame_counts, outputs))
     high = max(config.frame_counts)
-    if config.recipe == "ffn":
+    if config.distill:
         students = [t for t in config.frame_counts if t != high]
         parts = temporal_distillation(by_count[high], [by_count[t] for t in students], target, lam=config.lam)
         terms = {high: parts.ce, **dict(zip(students, parts.kl))}
         return parts.total, logged_parts(terms, high, distill=True), by_count[high], target
-    ces = {t: F.cross_entropy(by_count[t], target) for t in config.frame_counts}  # mixed
+    ces = {t: F.cross_entropy(by_count[t], target) for t in config.frame_counts}  # w/o TD
     return sum(ces.values()), logged_parts(ces, high, distill=False), by_count[high], target
 
 
@@ -81,8 +140,8 @@ def backward_per_clip(model: nn.Module, clips: dict[int, torch.Tensor], target: 
     """Forward and backward the clips of one batch one at a time, the highest T first.
 
     `clips` maps each T to its clip (B, C, T, H, W); `model([clip])` gives `[logits]` (an FFN's
-    multi-clip forward, or `EachClip`). With `distill` (the ffn recipe) the highest T is the teacher:
-    its CE, then `lam` * KL(teacher || clip) for each lower T; without (mixed), each clip's CE. Each
+    multi-clip forward). With `distill` (the ffn recipe) the highest T is the teacher: its CE, then
+    `lam` * KL(teacher || clip) for each lower T; without (w/o TD), each clip's CE. Each
     term depends on its own clip's forward only (the teacher's probabilities are detached), so the
     gradients add up to those of the joint loss, while the step holds one clip's activations at a
     time: FFN on 4+8+16 keeps 16 frames' worth instead of 28, and a CPU step gets faster for it.
@@ -113,13 +172,14 @@ def backward_per_clip(model: nn.Module, clips: dict[int, torch.Tensor], target: 
 
 def step_module(model: nn.Module, config: TrainConfig, world: dist_utils.World, device: torch.device,
                 compile_mode: str | None = None) -> nn.Module:
-    """What `train_step` runs: `model` (in `EachClip` for the mixed recipe), in DDP when the world is
-    distributed, compiled when `config.compile` (with `compile_mode`, torch's default when None).
-    `model` keeps the weights (checkpoints save it)."""
-    step_model: nn.Module = EachClip(model) if config.recipe == "mixed" else model
+    """What `train_step` runs: `model`, in DDP when the world is distributed, compiled when
+    `config.compile` (with `compile_mode`, torch's default when None). `model` keeps the weights
+    (checkpoints save it)."""
+    step_model: nn.Module = model
     if world.distributed:
-        # An FFN step's last clip leaves the other branches' private BNs and adaconvs out of its graph:
-        # DDP must look for them, and then averages the gradients they gathered under no_sync.
+        # An FFN step's last clip leaves the other branches' private BNs and adaconvs (without weight
+        # sharing: whole networks) out of its graph: DDP must look for them, and then averages the
+        # gradients they gathered under no_sync.
         step_model = nn.parallel.DistributedDataParallel(
             step_model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=config.recipe == "ffn")
@@ -130,11 +190,14 @@ def step_module(model: nn.Module, config: TrainConfig, world: dist_utils.World, 
 
 def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                batch, config: TrainConfig, device: torch.device, amp: torch.dtype | None,
-               world: dist_utils.World = dist_utils.World(), where: str = "", check_finite: bool = True):
-    """One optimiser step on `batch` (forward, loss, backward, clipping, step), as `fit` does it.
+               world: dist_utils.World = dist_utils.World(), where: str = "", check_finite: bool = True,
+               step: int = 0):
+    """One optimiser step on `batch` (forward, loss, backward, clipping, step), as `fit` does it;
+    `step` is the optimiser step's index (0-based, what `fit` counts), which the mixed recipe's
+    mixing is drawn from.
 
-    The ffn and mixed recipes go one clip at a time (`backward_per_clip`); a DDP `step_model` reduces
-    the gradients once, during the last clip's backward (its `no_sync` around the others).
+    The ffn recipe goes one clip at a time (`backward_per_clip`); a DDP `step_model` reduces the
+    gradients once, during the last clip's backward (its `no_sync` around the others).
     Raises NonFiniteLoss (on every rank) before touching the weights when the loss is NaN or inf.
     `check_finite=False` skips that check, the step's only wait for the device (for benchmarks).
     Returns the loss, its parts, the main logits and the targets.
@@ -147,16 +210,16 @@ def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: 
             raise NonFiniteLoss(f"non-finite loss ({loss.item()}) {where}")
 
     optimizer.zero_grad(set_to_none=True)
-    if config.recipe in ("ffn", "mixed"):
+    if config.recipe == "ffn":
         clips, target = batch_on(batch, device)
         loss, parts, logits = backward_per_clip(step_model, dict(zip(config.frame_counts, clips)), target,
-                                                distill=config.recipe == "ffn", lam=config.lam,
+                                                distill=config.distill, lam=config.lam,
                                                 autocast=autocast, scale=scaler.scale,
                                                 no_sync=getattr(step_model, "no_sync", contextlib.nullcontext))
         check(loss)
     else:
         with autocast():
-            loss, parts, logits, target = compute_loss(step_model, batch, config, device)
+            loss, parts, logits, target = compute_loss(step_model, batch, config, device, step, world)
         check(loss)
         scaler.scale(loss).backward()
     if config.clip_grad_norm > 0:
