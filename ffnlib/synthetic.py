@@ -137,7 +137,7 @@ PROFILES = ("linear", "return", "go_stop", "stop_go")
 # Knobs
 # --------------------------------------------------------------------------------------------------
 # Design knobs added after the demo's data was fixed (see Design.knobs).
-NEW_KNOBS = ("class_ids", "active")
+NEW_KNOBS = ("class_ids", "active", "lifetime")
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,10 @@ class Design:
     # out of knobs() (NEW_KNOBS), so the demo's pixels, folder name and manifest stay what they were.
     class_ids: tuple[int, ...] = ()  # CATALOGUE indices of the classes in label order; () = the first num_classes
     active: tuple[float, float] = (1.0, 1.0)  # fraction of the video the class motion lasts, placed at random
+    # Frames a class dot lives before it is reborn at a random place (drawn per dot, random phase); (0, 0):
+    # for ever. Meant for translations: a dot then carries the motion across a gap of g frames with
+    # probability 1 - g / life, so clips with fewer frames (longer gaps) see less of it.
+    lifetime: tuple[int, int] = (0, 0)
 
     def __post_init__(self):
         def fail(msg):
@@ -185,6 +189,9 @@ class Design:
         lo, hi = self.active
         if not 0.1 <= lo <= hi <= 1.0:
             fail(f"active must be a range (low, high) with 0.1 <= low <= high <= 1, got {(lo, hi)}")
+        lo, hi = self.lifetime
+        if not (lo == hi == 0 or 1 <= lo <= hi):
+            fail(f"lifetime must be (0, 0) (dots live for ever) or a range with 1 <= low <= high, got {(lo, hi)}")
         if self.num_train < 0 or self.num_val < 0 or self.num_test < 0:
             fail("num_train, num_val and num_test must be >= 0")
         if self.video_size < 8 or self.video_size % 2:
@@ -292,6 +299,8 @@ def render_clip(label: int, rng: np.random.Generator, design: Design | None = No
         t_class = np.clip((t - start) / span, 0.0, 1.0) * span  # (T,) in [0, span], still before and after
     progress = _progress(cls.profile, t_class, span)  # (T,) distance covered, in video lengths
     pos = _motion(cls, progress, travel * cls.speed, num_dots, size, design.disc, rng)  # (T, D, 2)
+    if design.lifetime != (0, 0):
+        pos = pos + _rebirths(num_video_frames, num_dots, design.lifetime, size, rng)  # (T, D, 2)
     num_distractors = int(rng.integers(design.num_distractors[0], design.num_distractors[1] + 1))
     if num_distractors:
         angle = rng.uniform(0, 2 * np.pi, size=num_distractors)
@@ -301,6 +310,17 @@ def render_clip(label: int, rng: np.random.Generator, design: Design | None = No
         pos = np.concatenate([pos, distract], axis=1)  # (T, D + K, 2)
         sigma = np.concatenate([sigma, rng.uniform(*design.dot_sigma, size=num_distractors)])
     return _render_dots(pos, sigma, colour, background, size)
+
+
+def _rebirths(num_video_frames: int, num_dots: int, lifetime: tuple[int, int], size: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """Offsets (T, D, 2) that move each dot to a new random place every `life` frames (drawn per dot in
+    `lifetime`, at a random phase), so a dot carries the class motion for `life` frames at most."""
+    life = rng.integers(lifetime[0], lifetime[1] + 1, size=num_dots)  # (D,)
+    phase = rng.integers(0, life)  # (D,)
+    incarnation = (np.arange(num_video_frames)[:, None] + phase[None]) // life[None]  # (T, D)
+    offsets = rng.uniform(0, size, size=(num_dots, int(incarnation.max()) + 1, 2))  # (D, K, 2)
+    return offsets[np.arange(num_dots)[None], incarnation]  # (T, D, 2)
 
 
 def _progress(profile: str, t: np.ndarray, span: float = 1.0) -> np.ndarray:

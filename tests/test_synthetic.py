@@ -168,6 +168,19 @@ def test_active_confines_the_motion_to_a_part_of_the_video():
         assert 19 <= len(moving) <= 21 and np.all(np.diff(moving) == 1)  # one run of half the video
 
 
+def test_lifetime_reborns_each_dot_at_a_new_place_every_life_frames():
+    # One still dot (travel 0): the frame changes only when the dot is reborn, every 5 frames.
+    design = Design(num_classes=1, num_dots=(1, 1), num_distractors=(0, 0), travel=(0.0, 0.0), min_frames=30,
+                    max_frames=30, lifetime=(5, 5))
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        clip = render_clip(0, rng, design)
+        changes = np.flatnonzero([not np.array_equal(a, b) for a, b in zip(clip[:-1], clip[1:])])
+        assert len(changes) >= 5 and np.all(np.diff(changes) == 5)
+    with pytest.raises(ValueError, match="lifetime"):
+        Design(lifetime=(0, 5))
+
+
 def test_prepare_writes_the_ssv2_layout(tmp_path):
     root = prepare(tmp_path / "ds", seed=3, num_workers=1, **TINY)
     labels = json.loads((root / synthetic.LABELS_FILE).read_text())
