@@ -1,3 +1,4 @@
+import hashlib
 import json
 import multiprocessing
 
@@ -84,6 +85,104 @@ def test_no_single_frame_tells_the_class():
     rng = np.random.default_rng(2)
     means = [np.mean([render_clip(c, rng, design)[0].mean() for _ in range(200)]) for c in range(4)]
     assert np.ptp(means) < 0.1 * np.mean(means)
+
+
+# Rendered on main before the study's classes and knobs were added (sha256 of the pixels and labels):
+# the demo's data and the first 12 classes must render exactly as they did.
+DEMO_PIXELS = "13f8eb3c3e4f729ea7a0e15498632108a593ae82f718eecba80c06e293dd7f9c"
+TWELVE_CLASS_PIXELS = "f3ea6fc1994c62b5932c1e37c68ca7ab41d1f35981642fcca7c9cc40979d7873"
+
+
+def _digest(design, seed, items):
+    h = hashlib.sha256()
+    for split, index in items:
+        clip, label = make_clip(split, index, seed=seed, design=design)
+        h.update(clip.tobytes())
+        h.update(bytes([label]))
+    return h.hexdigest()
+
+
+def test_demo_and_first_twelve_classes_render_the_pixels_they_always_did():
+    demo = [("train", 0), ("train", 1), ("train", 4321), ("validation", 0), ("validation", 999)]
+    assert _digest(Design(), 0, demo) == DEMO_PIXELS
+    twelve = Design(num_classes=12, num_train=48, num_val=0, background="random", colour="white",
+                    num_distractors=(1, 3))
+    assert _digest(twelve, 7, [("train", i) for i in range(24)]) == TWELVE_CLASS_PIXELS
+    # The new knobs at their defaults are left out of the name and the manifest: the demo's cache holds.
+    assert set(synthetic.NEW_KNOBS).isdisjoint(Design().knobs())
+    assert synthetic.dataset_name(0, Design()) == "dots8-6000-1000-s0-ae3ca31e"
+    assert Design.from_knobs(**Design(class_ids=(3, 12), num_classes=2).knobs()).class_ids == (3, 12)
+
+
+def test_class_ids_pick_catalogue_entries_in_label_order():
+    design = Design.from_knobs(num_classes=3, class_ids=[20, 0, 12])
+    assert [c.text for c in design.classes] == [synthetic.CATALOGUE[i].text for i in (20, 0, 12)]
+    assert len({c.text for c in synthetic.CATALOGUE}) == len(synthetic.CATALOGUE)  # labels file keys
+    for bad, match in (([0, 0, 1], "distinct"), ([0, 1], "must equal"), ([0, 1, 99], "CATALOGUE indices")):
+        with pytest.raises(ValueError, match=match):
+            Design.from_knobs(num_classes=3, class_ids=bad)
+    with pytest.raises(ValueError, match="active"):
+        Design(active=(0.5, 1.5))
+
+
+def _frame_shifts(clip):
+    """Per frame pair: the displacement (dy, dx) of the whole frame, from phase correlation: (T-1, 2)."""
+    g = clip[..., 0].astype(float)
+    n = g.shape[1]
+    out = []
+    for a, b in zip(g[:-1], g[1:]):
+        if np.array_equal(a, b):
+            out.append((0, 0))
+            continue
+        r = np.fft.ifft2(np.fft.fft2(b) * np.conj(np.fft.fft2(a))).real
+        dy, dx = np.unravel_index(np.argmax(r), r.shape)
+        out.append(((dy + n // 2) % n - n // 2, (dx + n // 2) % n - n // 2))
+    return np.array(out)
+
+
+def _by_text(text):
+    return next(i for i, c in enumerate(synthetic.CATALOGUE) if c.text == text)
+
+
+def test_speed_and_profiles_move_when_their_names_say():
+    # 17 frames, 32 px travelled per video length: 2 px between frames while moving, no distractors.
+    names = {"linear": "Moving something to the left", "quick": "Moving something quickly to the left",
+             "return": "Moving something to the left and back",
+             "go_stop": "Moving something to the left, then stopping",
+             "stop_go": "Pausing, then moving something to the left"}
+    ids = [_by_text(t) for t in names.values()]
+    design = Design(num_classes=len(ids), class_ids=tuple(ids), min_frames=17, max_frames=17,
+                    travel=(32.0, 32.0), num_distractors=(0, 0), colour="white")
+    rng = np.random.default_rng(3)
+    dx = {name: _frame_shifts(render_clip(label, rng, design))[:, 1] for label, name in enumerate(names)}
+    assert np.all(dx["linear"] == -2) and np.all(dx["quick"] == -4)
+    assert np.all(dx["return"][:8] == -2) and np.all(dx["return"][8:] == 2)
+    assert np.all(dx["go_stop"][:8] == -2) and np.all(dx["go_stop"][8:] == 0)
+    assert np.all(dx["stop_go"][:8] == 0) and np.all(dx["stop_go"][8:] == -2)
+
+
+def test_active_confines_the_motion_to_a_part_of_the_video():
+    design = Design(num_classes=1, min_frames=41, max_frames=41, travel=(40.0, 40.0), num_distractors=(0, 0),
+                    colour="white", active=(0.5, 0.5))
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        dx = _frame_shifts(render_clip(0, rng, design))[:, 1]
+        moving = np.flatnonzero(dx)
+        assert np.all(dx[moving] == -1)  # the same speed as without `active`, for half the time
+        assert 19 <= len(moving) <= 21 and np.all(np.diff(moving) == 1)  # one run of half the video
+
+
+def test_lifetime_reborns_each_dot_at_a_new_place_every_life_frames():
+    # One still dot (travel 0): the frame changes only when the dot is reborn, every 5 frames.
+    design = Design(num_classes=1, num_dots=(1, 1), num_distractors=(0, 0), travel=(0.0, 0.0), min_frames=30,
+                    max_frames=30, lifetime=(5, 5))
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        clip = render_clip(0, rng, design)
+        changes = np.flatnonzero([not np.array_equal(a, b) for a, b in zip(clip[:-1], clip[1:])])
+        assert len(changes) >= 5 and np.all(np.diff(changes) == 5)
+    with pytest.raises(ValueError, match="lifetime"):
+        Design(lifetime=(0, 5))
 
 
 def test_prepare_writes_the_ssv2_layout(tmp_path):

@@ -88,20 +88,74 @@ def collate(batch):
     return [torch.stack(c) for c in clips], torch.tensor(labels)
 
 
+class Separate(torch.nn.Module):
+    """FFN without weight sharing (the paper's Table 4): one TSM per trained frame count.
+
+    `model([x4, x8, x16])` runs each clip through the TSM of its T (a list of logits, as FFN's
+    multi-clip forward); `model(x)` uses the TSM of the nearest count, ties to the larger, as FFN.
+    """
+
+    def __init__(self, make, frame_counts=(4, 8, 16)):
+        super().__init__()
+        self.frame_counts = tuple(frame_counts)
+        self.nets = torch.nn.ModuleList(make() for _ in self.frame_counts)
+
+    def _net(self, t):
+        best = min(self.frame_counts, key=lambda c: (abs(c - t), -c))
+        return self.nets[self.frame_counts.index(best)]
+
+    def forward(self, x):
+        if isinstance(x, (list, tuple)):
+            return [self._net(c.shape[2])(c) for c in x]
+        return self._net(x.shape[2])(x)
+
+
+class Ensemble(torch.nn.Module):
+    """The paper's Ensemble baseline: the ST models' class probabilities averaged, each model fed the
+    same clip; returns log-probabilities (B, classes), so argmax and accuracy work as for logits."""
+
+    def __init__(self, models):
+        super().__init__()
+        self.models = torch.nn.ModuleList(models)
+
+    def forward(self, x):
+        return torch.stack([F.softmax(m(x), 1) for m in self.models]).mean(0).log()
+
+
+def mix_sampling(x4, x16, rng):
+    """The paper's Mixed Sampling on one batch: for every sample, 4 consecutive frames of its 16F clip
+    (start uniform in 0..12) become lam * (its 4F clip) + (1 - lam) * those frames, lam ~ Beta(1, 1).
+    x4 (B, C, 4, H, W), x16 (B, C, 16, H, W); returns a new (B, C, 16, H, W)."""
+    out = x16.clone()
+    k = x4.shape[2]
+    for b in range(x16.shape[0]):
+        s = int(rng.integers(0, x16.shape[2] - k + 1))
+        lam = float(rng.beta(1.0, 1.0))
+        out[b, :, s:s + k] = lam * x4[b] + (1 - lam) * x16[b, :, s:s + k]
+    return out
+
+
 def train(model, source, cfg: TrainConfig, recipe: str, steps: int, frame_counts=(4, 8, 16), num_frames=16,
-          log_every=50, seed=0, prop_counts=(4, 16), mixed_counts=(4, 16), lam=1.0):
-    """recipe: vanilla (num_frames) | ffn (frame_counts, CE16 + KL) | proportional (one T of prop_counts
-    per step) | mixed (CE on every T of mixed_counts each step) | multi (CE16+KL, shared net; for ablations
-    use ffn with private_bn/adaconv off)."""
+          log_every=50, seed=0, prop_counts=(4, 16), prop_probs=None, mixed_counts=(4, 16), lam=1.0,
+          rho=0.5, lr=None):
+    """recipe: vanilla (num_frames) | ffn (frame_counts, CE16 + lam * KL; also FFN without weight sharing
+    given a `Separate` model) | ffn_notd (frame_counts, CE on every branch, no KL) | proportional (one T of
+    prop_counts per step, drawn with prop_probs) | mixed (the workbook's: CE on every T of mixed_counts
+    each step) | mixsamp (the paper's Mixed Sampling on 4/16F with probability rho; the network sees 16F).
+    `lr` overrides cfg.lr (fine-tuning)."""
     torch.manual_seed(seed)
+    if lr is not None:
+        cfg = cfg.replace(lr=lr)
     if recipe == "vanilla":
         counts = (num_frames,)
-    elif recipe == "ffn":
+    elif recipe in ("ffn", "ffn_notd"):
         counts = tuple(frame_counts)
     elif recipe == "proportional":
         counts = tuple(prop_counts)
     elif recipe == "mixed":
         counts = tuple(mixed_counts)
+    elif recipe == "mixsamp":
+        counts = (4, 16)
     view = datasets.MultiFrameClips(source, counts, train=True, frame_size=cfg.frame_size,
                                     resize_size=cfg.resize_size, seed=seed)
     if SCALES is not None:
@@ -129,7 +183,7 @@ def train(model, source, cfg: TrainConfig, recipe: str, steps: int, frame_counts
                 break
             td = time.time()
             if recipe == "proportional":
-                t_pick = counts[int(rng.integers(len(counts)))]
+                t_pick = int(rng.choice(np.asarray(counts), p=prop_probs))
                 items = [view.load(int(i), (t_pick,)) for i in perm[b * bs:(b + 1) * bs]]
                 clips = [torch.stack([c[0][0] for c in items])]
                 y = torch.tensor([c[1] for c in items])
@@ -142,6 +196,12 @@ def train(model, source, cfg: TrainConfig, recipe: str, steps: int, frame_counts
                 ce16 = F.cross_entropy(outs[-1], y)
                 loss = ce16 + lam * sum(kl(o, outs[-1]) for o in outs[:-1])
                 ce_hist.append([float(ce16.detach())] + [float(F.cross_entropy(o.detach(), y)) for o in outs[:-1]])
+            elif recipe == "ffn_notd":
+                outs = model(clips)
+                loss = sum(F.cross_entropy(o, y) for o in outs)
+            elif recipe == "mixsamp":
+                x = mix_sampling(clips[0], clips[1], rng) if rng.uniform() < rho else clips[1]
+                loss = F.cross_entropy(model(x), y)
             elif recipe == "mixed":
                 loss = sum(F.cross_entropy(model(c), y) for c in clips)
             else:
