@@ -12,8 +12,8 @@ from ffnlib.datasets import MultiFrameClips, VideoClips, open_dataset, open_trai
 from ffnlib.frames import write_frames
 from ffnlib.layouts import DatasetError, frames as tsm_frames, hmdb51, kinetics, ssv1, ssv2, video_list
 from ffnlib.sampling import test_indices
-from ffnlib.train import TrainConfig, fit, read_metrics
-from ffnlib.transforms import MEAN, STD
+from ffnlib.runs import ModelRun
+from ffnlib.train import TrainConfig, fit
 from ffnlib.video import VideoDecodeError, write_video
 
 CLASSES = ["brush_hair", "climb"]  # sorted, so every layout gives them the same indices
@@ -94,9 +94,8 @@ def open_layout(layouts, layout, **changes):
 
 
 def frame_numbers(clip):
-    """The source frame of each time step of a (3, T, S, S) normalised clip, read off the red channel."""
-    red = clip[0] * STD[0] + MEAN[0]  # (T, S, S) in 0..1
-    return (red.mean(dim=(1, 2)) * 255 / 10).round().long().tolist()
+    """The source frame of each time step of a (3, T, S, S) uint8 clip, read off the red channel."""
+    return (clip[0].double().mean(dim=(1, 2)) / 10).round().long().tolist()  # (T, S, S) -> (T,)
 
 
 class PillowFrames:
@@ -320,7 +319,7 @@ def test_a_smoke_training_on_every_layout(layouts, layout, tmp_path, torch_state
                                         epochs=1, batch_size=2, steps_per_epoch=2, recipe="ffn", frame_counts=[4, 8],
                                         eval_frame_counts=[4, 8], threads=1, deterministic=True))
     result = fit(config, tmp_path / "run", progress=False)
-    (metrics,) = read_metrics(tmp_path / "run")
+    (metrics,) = ModelRun(tmp_path / "run").read_metrics()
     assert metrics["epoch"] == 1 and np.isfinite(metrics["train_loss"])
     assert 0 <= metrics["val_top1_4"] <= 100 and 0 <= metrics["val_top1_8"] <= 100
     logits = result.model([torch.zeros(1, 3, t, 16, 16) for t in (4, 8)])

@@ -32,7 +32,7 @@ from ffnlib.runs import ModelRun, RunFolderError
 from . import distributed as dist_utils
 from .checkpoint import check_fits, load_checkpoint, load_model_state, new_checkpoint_id, save_checkpoint
 from .config import TrainConfig
-from .data import epoch_batches, make_loader, open_splits, steps_in_epoch, train_view
+from .data import TrainingLoader, epoch_batches, open_splits, steps_in_epoch, train_view
 from .evaluate import EvaluationStopped, evaluate
 from .optim import lr_at, set_lr
 from .setup import Trainee, check_model, configure_torch
@@ -105,6 +105,7 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
             if world.is_main:
                 run.pid.unlink(missing_ok=True)  # before the handlers go: nobody signals an unguarded process
             stop.restore()
+            loop.loader.close()
     return FitResult(run.root, config, trainee.model.eval(), state.history, state.best)
 
 
@@ -179,6 +180,7 @@ class _Loop:
         self.config, self.run, self.world, self.trainee = config, run, world, trainee
         self.dataset, self.val_src, self.steps, self.num_classes = dataset, val_src, steps, num_classes
         self.state, self.progress = state, progress
+        self.loader = TrainingLoader(dataset, num_workers=config.num_workers, device=trainee.device)
         self.frames_per_sample = sum(config.train_frame_counts) if config.recipe in ("ffn", "mixed") else None
 
     # ------------------------------------------------------------------ checkpoints
@@ -206,9 +208,7 @@ class _Loop:
     def train_epoch(self, stop: StopRequest) -> dict:
         """The rest of the current epoch's steps; the epoch's sums over all ranks."""
         config, state, t, world = self.config, self.state, self.trainee, self.world
-        self.dataset.set_epoch(state.epoch)
         batches = epoch_batches(config, len(self.dataset), state.epoch, self.steps, world)[state.batch_in_epoch:]
-        loader = make_loader(self.dataset, batches=batches, num_workers=config.num_workers, device=t.device)
         # the epoch's running sums; those restored from a mid-epoch checkpoint are all ranks' together
         sums = {"loss": 0.0, "correct": 0.0, "samples": 0.0, "frames": 0.0, **(state.partial if world.is_main else {})}
         state.partial = {}
@@ -216,7 +216,7 @@ class _Loop:
                    disable=not (self.progress and world.is_main), leave=False)
         t.model.train()
         started, before = time.perf_counter(), state.epoch_seconds
-        for batch in loader:
+        for batch in self.loader.epoch(batches):  # each item names its epoch: persistent workers draw afresh
             state.lr = lr_at(state.step, self.steps, config)
             set_lr(t.optimizer, state.lr)
             last = self.run.last if self.run.last.exists() else "none yet"
