@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ffnlib.errors import ConfigError
 from ffnlib.paths import leftover_temporaries
 from ffnlib.runs import ModelRun, RunFolderError
 
@@ -72,9 +72,8 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
     run = ModelRun(model_dir)
     world = dist_utils.init_world(config.device)
     device = dist_utils.resolve_device(config.device, world)
+    config = dist_utils.world_config(config, world, device)  # the global batch and lr on this many ranks
     check_model(config)  # arch and model_kwargs, before any data is opened
-    if config.batch_size % world.world_size:
-        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {world.world_size} ranks")
     configure_torch(config, device, world)
     with run.lock("training") if world.is_main else contextlib.nullcontext():
         if world.is_main and restart:
@@ -91,8 +90,8 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
         loop = _Loop(config, run, world, trainee, dataset, val_src, steps, train_src.num_classes, state, progress)
         stop = StopRequest()
         stop.install()  # before the pid file appears: a signal sent as soon as it exists is caught
-        if world.is_main:
-            run.pid.write_text(f"{os.getpid()}\n")
+        if world.is_main:  # "PID HOST": on several nodes, only the trainer's own node signals it
+            run.pid.write_text(f"{os.getpid()} {socket.gethostname()}\n")
         try:
             while state.epoch < config.epochs:
                 totals = loop.train_epoch(stop)
