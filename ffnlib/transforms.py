@@ -30,6 +30,7 @@ the PIL resize of the official pipeline. No torchvision, no PIL.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -156,11 +157,17 @@ def normalize(pixels: torch.Tensor, mean: Sequence[float] = MEAN, std: Sequence[
                          f"got {got}")
     if pixels.shape[channel_dim] != len(mean):
         raise ValueError(f"expected {len(mean)} colour channels in dim {channel_dim} of {tuple(pixels.shape)}")
-    scale, shift = _scale_shift(mean, std)  # (C,), (C,)
+    scale, shift = _scale_shift_on(str(pixels.device), tuple(mean), tuple(std))  # (C,), (C,)
     trailing = (1,) * (-channel_dim - 1)
-    scale = scale.to(pixels.device).view(-1, *trailing)  # (C, 1, ..., 1): broadcasts over the dims after C
-    shift = shift.to(pixels.device).view(-1, *trailing)
+    scale, shift = scale.view(-1, *trailing), shift.view(-1, *trailing)  # (C, 1, ..., 1): broadcast after C
     return torch.mul(pixels, scale).sub_(shift)  # float32, the layout of `pixels`
+
+
+@functools.lru_cache(maxsize=16)
+def _scale_shift_on(device: str, mean: tuple, std: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_scale_shift` on `device`, copied there once: a copy from pageable host memory at every batch
+    would make the host wait for the device's queue each time."""
+    return tuple(v.to(device) for v in _scale_shift(mean, std))
 
 
 def denormalize(clip: torch.Tensor, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> np.ndarray:
