@@ -8,15 +8,19 @@ layouts of `ffnlib.layouts` (ssv2, ssv1, frames, kinetics, hmdb51, video_list): 
     VideoClips(source, num_frames=16)              -> (clip, label)
     MultiFrameClips(source, frame_counts=(4, 8, 16)) -> (clip_4, clip_8, clip_16, label)
 
-A clip is (C, T, frame_size, frame_size) float32, normalised with the ImageNet mean and std. One
-sample decodes its video once (a video file, or only the sampled JPEG files of a frame folder), draws
+A clip is (C, T, frame_size, frame_size) uint8 RGB, channels first; a batch of them is (B, C, T, S, S)
+uint8, and `ffnlib.transforms.normalize` makes the model's float32 input of it, on the device (the
+training loop and `evaluate` do it for each batch; so a loader worker ships a quarter of float32's
+bytes and spends nothing on arithmetic). One sample decodes its video once (a video file, or only the sampled JPEG files of a frame folder), draws
 the frame indices for every frame count (TSN segments, drawn independently, see `ffnlib.sampling`),
 converts the union of those frames to RGB once, and applies one spatial draw to all of them (see
 `ffnlib.transforms`). Every layout gives the same sample for the same pixels.
 
 Randomness: sample `index` in epoch `epoch` draws from `np.random.default_rng([seed, epoch, index])`,
-so a sample is the same whatever the number of data-loader workers. Test mode (`train=False`) draws
-nothing. Errors name the file and the video id; nothing is ever replaced by another video.
+so a sample is the same whatever the number of data-loader workers. The epoch is the view's own
+(`set_epoch`) or comes with the item: `view[SampleKey(index, epoch)]`, which is how the training
+loader asks, so that workers kept alive across epochs (persistent workers, which hold a copy of the
+view made when they started) draw each epoch afresh. Test mode (`train=False`) draws nothing. Errors name the file and the video id; nothing is ever replaced by another video.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import logging
 import operator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -40,8 +44,8 @@ from ffnlib.video import DecodedVideo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DATA_KEYS", "DatasetError", "MultiFrameClips", "NO_LABEL", "SSv2", "SampleDraw", "Split", "VideoClips",
-           "VideoProblem", "decode_sample", "describe_videos", "open_dataset", "open_train_val"]
+__all__ = ["DATA_KEYS", "DatasetError", "MultiFrameClips", "NO_LABEL", "SSv2", "SampleDraw", "SampleKey", "Split",
+           "VideoClips", "VideoProblem", "decode_sample", "describe_videos", "open_dataset", "open_train_val"]
 
 # The layouts the built-in data can be written in (`ffnlib.synthetic.prepare(layout=...)`).
 BUILTIN_LAYOUTS = ("ssv2", "ssv1")
@@ -131,6 +135,15 @@ def describe_videos(source, indices: Sequence[int] | None = None, progress: bool
     return pd.DataFrame(rows, columns=["video_id", "label", "class_name", "num_video_frames", "height", "width"])
 
 
+class SampleKey(NamedTuple):
+    """What a batch sampler hands a view: sample `index`, drawn as in epoch `epoch`, and for a
+    `VideoClips` the T of that one sample (`num_frames`; None: the view's own)."""
+
+    index: int
+    epoch: int
+    num_frames: int | None = None
+
+
 @dataclass(frozen=True)
 class SampleDraw:
     """Everything random about one sample: the frame indices per frame count and the crop.
@@ -194,41 +207,44 @@ class _ClipView(torch.utils.data.Dataset):
             raise IndexError(f"sample {index} out of range: the view has {len(self)} samples")
         return index % len(self)
 
-    def rng(self, index: int) -> np.random.Generator:
-        """The generator of sample `index` in the current epoch: seeded with (seed, epoch, index)."""
-        return np.random.default_rng([self.seed, self.epoch, self._check_index(index)])
+    def rng(self, index: int, epoch: int | None = None) -> np.random.Generator:
+        """The generator of sample `index` in `epoch` (None: the view's current epoch): seeded with
+        (seed, epoch, index)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        return np.random.default_rng([self.seed, epoch, self._check_index(index)])
 
     def draw(self, index: int, video: DecodedVideo | None = None,
-             frame_counts: Sequence[int] | None = None) -> SampleDraw:
-        """The frame indices and crop that sample `index` uses (decodes its video unless given)."""
+             frame_counts: Sequence[int] | None = None, epoch: int | None = None) -> SampleDraw:
+        """The frame indices and crop that sample `index` uses in `epoch` (None: the view's current
+        one); decodes its video unless given."""
         index = self._check_index(index)
         video = decode_sample(self.source, index) if video is None else video
         frame_counts = self.frame_counts if frame_counts is None else tuple(int(t) for t in frame_counts)
-        rng = self.rng(index) if self.train else None
+        rng = self.rng(index, epoch) if self.train else None
         frame_idx = sampling.multi_segment_indices(video.num_frames, frame_counts, train=self.train, rng=rng)
         box = self.transform.draw(video.height, video.width, rng)
         video_id, label = self.source.samples[index]
         return SampleDraw(index, video_id, label, frame_counts, tuple(frame_idx), box)
 
     def load(self, index: int, frame_counts: Sequence[int] | None = None,
-             video: DecodedVideo | None = None) -> tuple[list[torch.Tensor], int]:
-        """Clips of sample `index`, one (C, T_i, S, S) float32 per frame count, and its label (decodes
-        its video unless given)."""
+             video: DecodedVideo | None = None, epoch: int | None = None) -> tuple[list[torch.Tensor], int]:
+        """Clips of sample `index` in `epoch` (None: the view's current one), one (C, T_i, S, S) uint8
+        per frame count, and its label (decodes its video unless given)."""
         index = self._check_index(index)
         video = decode_sample(self.source, index) if video is None else video
-        plan = self.draw(index, video, frame_counts)
+        plan = self.draw(index, video, frame_counts, epoch)
         frame_idx, positions = sampling.union(plan.frame_idx)  # (U,), [(T_i,), ...]
         rgb = torch.from_numpy(video.rgb(frame_idx))  # (U, H, W, 3) uint8
         frames = rgb.permute(0, 3, 1, 2)  # (U, 3, H, W), memory stays channels-last
         resized = self.transform.spatial(frames, plan.crop)  # (U, 3, S, S) uint8
-        return to_clips(resized, positions), plan.label  # [(3, T_i, S, S) float32]
+        return to_clips(resized, positions), plan.label  # [(3, T_i, S, S) uint8]
 
 
 class VideoClips(_ClipView):
-    """Single-T view: `view[index]` -> (clip (C, num_frames, S, S) float32, label int).
+    """Single-T view: `view[index]` -> (clip (C, num_frames, S, S) uint8, label int).
 
     `view[(index, num_frames)]` overrides T for that one sample (for batch samplers that pick one T
-    per batch).
+    per batch); `view[SampleKey(index, epoch, num_frames)]` also names the epoch.
     """
 
     def __init__(self, source, num_frames: int = 16, train: bool = True, frame_size: int = 224,
@@ -237,19 +253,31 @@ class VideoClips(_ClipView):
         self.num_frames = int(num_frames)
 
     def __getitem__(self, item) -> tuple[torch.Tensor, int]:
-        index, num_frames = item if isinstance(item, tuple) else (item, self.num_frames)
-        clips, label = self.load(index, (num_frames,))
+        if isinstance(item, SampleKey):
+            index, epoch, num_frames = item
+        elif isinstance(item, tuple):
+            (index, num_frames), epoch = item, None
+        else:
+            index, epoch, num_frames = item, None, None
+        clips, label = self.load(index, (num_frames or self.num_frames,), epoch=epoch)
         return clips[0], label
 
 
 class MultiFrameClips(_ClipView):
-    """Multi-frame view: `view[index]` -> (clip_T1, clip_T2, ..., label), one (C, T_i, S, S) float32
-    clip per entry of `frame_counts`, in that order; index sets drawn independently, one crop shared."""
+    """Multi-frame view: `view[index]` or `view[SampleKey(index, epoch)]` -> (clip_T1, clip_T2, ..., label),
+    one (C, T_i, S, S) uint8 clip per entry of `frame_counts`, in that order; index sets drawn
+    independently, one crop shared."""
 
     def __init__(self, source, frame_counts: Sequence[int] = sampling.FRAME_COUNTS, train: bool = True,
                  frame_size: int = 224, resize_size: int = 256, seed: int = 0):
         super().__init__(source, frame_counts, train, frame_size, resize_size, seed)
 
-    def __getitem__(self, index: int) -> tuple:
-        clips, label = self.load(index)
+    def __getitem__(self, item) -> tuple:
+        if isinstance(item, SampleKey):
+            if item.num_frames is not None:
+                raise ValueError(f"{item}: a MultiFrameClips sample has the view's frame counts "
+                                 f"{self.frame_counts}, not one num_frames")
+            clips, label = self.load(item.index, epoch=item.epoch)
+        else:
+            clips, label = self.load(item)
         return (*clips, label)

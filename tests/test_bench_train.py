@@ -4,8 +4,7 @@ import math
 
 import pytest
 
-from ffnlib.bench import train
-from ffnlib.bench.__main__ import main
+from ffnlib.bench import report, train
 
 
 def parse(*argv):
@@ -21,27 +20,6 @@ def toy(tmp_path, *extra):
                  "--clip-frames", 12, "--clip-width", 64, "--clip-height", 48, "--clip-dir", tmp_path / "clips",
                  "--clip-workers", 1, "--num-classes", 5, "--out", tmp_path / "RESULTS.md",
                  "--jsonl", tmp_path / "results.jsonl", *extra)
-
-
-@pytest.mark.parametrize("limit_fits, start, resolution, expected", [
-    (100, 32, 1, 100),  # doubles 32, 64, 128 (no), then bisects to the exact edge
-    (100, 32, 8, range(93, 101)),  # stops once the bracket is 8 wide
-    (5, 32, 8, 5),  # the start does not fit: bisects below it, exactly below the resolution
-    (0, 32, 8, 0),  # nothing fits
-    (10_000, 32, 8, 4096),  # everything fits: the limit
-])
-def test_search_max_batch_finds_the_edge(limit_fits, start, resolution, expected):
-    tried = []
-
-    def fits(b):
-        tried.append(b)
-        return b * 1.5 if b <= limit_fits else None
-
-    best, results = train.search_max_batch(fits, start, 4096, resolution)
-    assert best in expected if isinstance(expected, range) else best == expected
-    assert len(tried) == len(set(tried))  # no batch tried twice
-    assert results == {b: b * 1.5 for b in tried if b <= limit_fits}
-    assert all(b <= 4096 for b in tried)
 
 
 @pytest.mark.slow
@@ -71,7 +49,7 @@ def test_toy_run_writes_json_lines_and_a_results_table(tmp_path, capsys, torch_s
     assert len(list((tmp_path / "clips").glob("*.webm"))) == 4
 
     results = (tmp_path / "RESULTS.md").read_text()
-    assert results.startswith(train.RESULTS_HEADER)
+    assert results.startswith(report.RESULTS_HEADER)
     assert "## CPU: " in results and ffn["command"] in results
     table = [line for line in results.splitlines() if line.startswith("| ") and "small" in line]
     assert [line.split("|")[1].strip() for line in table] == ["tsm_small", "ffn_small"]
@@ -94,20 +72,5 @@ def test_sweep_appends_a_section_and_reuses_the_clips(tmp_path, torch_state):
         assert row["peak_tflops"] == 0.05 and row["peak_source"] == "given"
         assert "e2e_clips_per_s" not in row and "ffn_vs_vanilla" not in row  # no vanilla row to compare with
     results = (tmp_path / "RESULTS.md").read_text()
-    assert results.count(train.RESULTS_HEADER) == 1 and results.count("## CPU: ") == 2
+    assert results.count(report.RESULTS_HEADER) == 1 and results.count("## CPU: ") == 2
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 1 + 4
-
-
-def test_cli_defaults_and_errors(tmp_path):
-    args = parse("--device", "cpu", "--no-e2e")
-    device, chosen = train.resolve(args)
-    assert device.type == "cpu" and args.arch == "small" and args.batch_size == 8
-    assert any(c.startswith("frame-size") for c in chosen)
-    assert args.models == [("vanilla", "small"), ("ffn", "small")]
-    assert "--arch small" in train.resolved_command(args) and "--no-e2e" in train.resolved_command(args)
-    with pytest.raises(SystemExit, match="tsm_<arch>"):
-        train.resolve(parse("--device", "cpu", "--model", "tsm_huge"))
-    with pytest.raises(SystemExit, match="--precision"):
-        train.resolve(parse("--device", "cpu", "--precision", "fp8"))
-    with pytest.raises(SystemExit):  # the dispatcher knows the benchmark and parses its options
-        main(["train", "--precision"])

@@ -16,7 +16,6 @@ from ffnlib.datasets import (
 )
 from ffnlib.layouts.ssv2 import LABELS_FILE, SPLIT_FILES
 from ffnlib.sampling import centre_indices
-from ffnlib.transforms import MEAN, STD
 from ffnlib.video import VideoDecodeError, write_video
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ssv2"
@@ -46,9 +45,8 @@ def root(tmp_path_factory):
 
 
 def frame_numbers(clip):
-    """The source frame of each time step of a (3, T, S, S) normalised clip, read off the red channel."""
-    red = clip[0] * STD[0] + MEAN[0]  # (T, S, S) in 0..1
-    return (red.mean(dim=(1, 2)) * 255 / 5).round().long().tolist()
+    """The source frame of each time step of a (3, T, S, S) uint8 clip, read off the red channel."""
+    return (clip[0].double().mean(dim=(1, 2)) / 5).round().long().tolist()  # (T, S, S) -> (T,)
 
 
 def small_view(cls, root, **kw):
@@ -152,7 +150,7 @@ def test_single_t_view_in_test_mode_takes_segment_centres(root):
     view = small_view(VideoClips, root, num_frames=8, train=False)
     for index, video_id in enumerate(TRAIN_IDS):
         clip, label = view[index]
-        assert clip.shape == (3, 8, 16, 16) and clip.dtype == torch.float32
+        assert clip.shape == (3, 8, 16, 16) and clip.dtype == torch.uint8
         assert label == view.source.samples[index][1]
         assert frame_numbers(clip) == centre_indices(NUM_VIDEO_FRAMES[video_id], 8).tolist()
 

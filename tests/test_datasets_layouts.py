@@ -14,7 +14,6 @@ from ffnlib.layouts import DatasetError, frames as tsm_frames, hmdb51, kinetics,
 from ffnlib.sampling import centre_indices
 from ffnlib.runs import ModelRun
 from ffnlib.train import TrainConfig, fit
-from ffnlib.transforms import MEAN, STD
 from ffnlib.video import VideoDecodeError, write_video
 
 CLASSES = ["brush_hair", "climb"]  # sorted, so every layout gives them the same indices
@@ -95,9 +94,8 @@ def open_layout(layouts, layout, **changes):
 
 
 def frame_numbers(clip):
-    """The source frame of each time step of a (3, T, S, S) normalised clip, read off the red channel."""
-    red = clip[0] * STD[0] + MEAN[0]  # (T, S, S) in 0..1
-    return (red.mean(dim=(1, 2)) * 255 / 10).round().long().tolist()
+    """The source frame of each time step of a (3, T, S, S) uint8 clip, read off the red channel."""
+    return (clip[0].double().mean(dim=(1, 2)) / 10).round().long().tolist()  # (T, S, S) -> (T,)
 
 
 class PillowFrames:

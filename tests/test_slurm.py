@@ -1,6 +1,7 @@
-"""The SLURM scripts (slurm/), run without SLURM: fake `scontrol`, `conda` and python executables on
-PATH record what the scripts do; the fake python plays papermill or torchrun (exit 0, 75, 1), or a
-parent whose child trains: writes train.pid, saves and exits 75 on USR1, as ffnlib.train's loop does.
+"""The SLURM scripts (slurm/), run without SLURM: fake `scontrol`, `conda`, `srun`, `hostname` and python
+executables on PATH record what the scripts do; the fake python plays papermill or torchrun (exit 0, 75,
+1), or a parent whose child trains: writes train.pid, saves and exits 75 on USR1, as ffnlib.train's loop
+does. The fake srun runs its command once per "node" here (node0, node1, ... as `hostname` says in each).
 """
 from __future__ import annotations
 
@@ -28,9 +29,13 @@ JOB_ID = "12345"
 # torchrun: its child is the training process (train.pid at <run dir>/FAKE_PIDFILE after FAKE_DELAY s;
 # USR1 => "got USR1" and exit 75; else exit 0 after ~15 s). The parent keeps bash's default USR1
 # action (die), like papermill and torchrun, and records its child's exit code, then exits with it
-# (or FAKE_PARENT_EXIT: torchrun reports a worker's 75 as 1).
+# (or FAKE_PARENT_EXIT: torchrun reports a worker's 75 as 1). Under the fake srun (SLURM_NODEID set)
+# it is one node's torchrun: only node FAKE_RANK0_NODE's trainer (rank 0) writes train.pid, as
+# "PID HOST"; a trainer told by USR1 writes fake/stop, and the other nodes' trainers stop on seeing it
+# (the loop's all-reduced stop flag), each exiting 75.
 FAKE_PYTHON = r"""#!/bin/bash
-printf '%s\n' "$@" > "$FAKE_DIR/argv"
+node=${SLURM_NODEID:-}
+printf '%s\n' "$@" > "$FAKE_DIR/argv${node:+.$node}"
 echo "${FFN_FAKE_ENV:-none}" > "$FAKE_DIR/env"
 run_dir= prev=
 for a in "$@"; do [[ $prev == --run-dir ]] && run_dir=$a; prev=$a; done
@@ -41,6 +46,7 @@ case $FAKE_MODE in
     exit1) exit 1 ;;
 esac
 pidfile=$run_dir/$FAKE_PIDFILE
+if [[ -z $node ]]; then
 (
     trap 'echo "got USR1" >> "$FAKE_DIR/trainer"; exit 75' USR1
     sleep "${FAKE_DELAY:-0}"
@@ -50,12 +56,59 @@ pidfile=$run_dir/$FAKE_PIDFILE
     for _ in $(seq 300); do sleep 0.05; done
     exit 0
 ) &
+else
+(
+    trap 'echo "got USR1 on node$node" >> "$FAKE_DIR/trainer"; touch "$FAKE_DIR/stop"; exit 75' USR1
+    if [[ $node == "${FAKE_RANK0_NODE:-0}" ]]; then
+        mkdir -p "$(dirname "$pidfile")"
+        echo "$BASHPID $(hostname)" > "$pidfile"
+    fi
+    echo "started on node$node" >> "$FAKE_DIR/trainer"
+    for _ in $(seq 300); do
+        [[ -e $FAKE_DIR/stop ]] && { echo "stopped with the others on node$node" >> "$FAKE_DIR/trainer"; exit 75; }
+        sleep 0.05
+    done
+    exit 0
+) &
+fi
 child=$!
 echo "$$" > "$FAKE_DIR/parent.pid"
 wait "$child"
 rc=$?
-echo "child exit $rc" >> "$FAKE_DIR/parent"
+echo "${node:+node$node }child exit $rc" >> "$FAKE_DIR/parent"
 exit "${FAKE_PARENT_EXIT:-$rc}"
+"""
+
+# srun: records its options and command, runs the command once per node (--nodes=N) with SLURM_NODEID and
+# a `hostname` of node<i>, passes USR1 on to every task (as srun does), exits with the highest exit code.
+FAKE_SRUN = r"""#!/bin/bash
+printf '%s\n' "$@" > "$FAKE_DIR/srun_argv"
+nodes=1
+while [[ $1 == -* ]]; do
+    [[ $1 == --nodes=* ]] && nodes=${1#--nodes=}
+    shift
+done
+pids=()
+trap 'echo "srun got USR1" >> "$FAKE_DIR/srun"; kill -USR1 "${pids[@]}"' USR1
+for ((i = 0; i < nodes; i++)); do
+    SLURM_NODEID=$i FAKE_HOSTNAME=node$i "$@" &
+    pids+=($!)
+done
+rc=0
+for pid in "${pids[@]}"; do
+    while :; do
+        r=0
+        wait "$pid" || r=$?
+        kill -0 "$pid" 2>/dev/null || break
+    done
+    echo "task $pid exit $r" >> "$FAKE_DIR/srun"
+    ((r > rc)) && rc=$r
+done
+exit "$rc"
+"""
+
+FAKE_HOSTNAME = """#!/bin/bash
+echo "${FAKE_HOSTNAME:-node0}"
 """
 
 RECORDER = """#!/bin/bash
@@ -81,7 +134,8 @@ class Job:
         (root / "params.yaml").write_text("train: {}\n")
         self.bin = root / "bin"
         self.bin.mkdir()
-        for name, text in {"python-fake": FAKE_PYTHON, "scontrol": RECORDER}.items():
+        for name, text in {"python-fake": FAKE_PYTHON, "scontrol": RECORDER, "srun": FAKE_SRUN,
+                           "hostname": FAKE_HOSTNAME}.items():
             (self.bin / name).write_text(text)
             (self.bin / name).chmod(0o755)
         self.env = {k: v for k, v in os.environ.items()
@@ -103,8 +157,8 @@ class Job:
         path = self.fake / name
         return path.read_text() if path.exists() else ""
 
-    def argv(self) -> list[str]:
-        return self.read("argv").splitlines()
+    def argv(self, node: int | None = None) -> list[str]:
+        return self.read("argv" if node is None else f"argv.{node}").splitlines()
 
     def calls(self) -> list[str]:
         return self.read("calls").splitlines()
@@ -122,7 +176,7 @@ def job(tmp_path) -> Job:
 
 
 # ------------------------------------------------------------------------------------------ scripts
-@pytest.mark.parametrize("script", SCRIPTS + [SLURM / "lib.sh"], ids=lambda p: p.name)
+@pytest.mark.parametrize("script", SCRIPTS + [SLURM / "lib.sh", SLURM / "train_node.sh"], ids=lambda p: p.name)
 def test_scripts_parse(script):
     subprocess.run(["bash", "-n", str(script)], check=True)
 
@@ -253,6 +307,66 @@ def test_train_usr1_stops_rank_0_and_requeues_although_torchrun_exits_1(job):
     assert "got USR1" in job.read("trainer") and job.read("parent") == "child exit 75\n"
     assert rc == 75, out
     assert job.calls() == [f"scontrol requeue {JOB_ID}"]
+
+
+# ------------------------------------------------------------------------------------------ several nodes
+def test_train_on_two_nodes_runs_one_torchrun_per_node_against_one_rendezvous(job):
+    rc, out = job.run("train.sbatch", "params.yaml", "runs/m", "--set", "recipe=ffn", SLURM_JOB_NUM_NODES="2",
+                      SLURM_GPUS_ON_NODE="4", SLURM_CPUS_PER_TASK="64", FFN_RDZV_PORT="29611")
+    assert rc == 0, out
+    run_dir = str(job.root / "runs/m")
+    assert job.read("srun_argv").splitlines() == [
+        "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--cpus-per-task=64", "--kill-on-bad-exit=1", "--label",
+        "bash", "slurm/train_node.sh", "node0:29611", "2", "params.yaml", run_dir, "--set", "recipe=ffn"]
+    for node in (0, 1):  # every node the same command: its 4 GPUs, the rendezvous on node0 (the batch node)
+        assert job.argv(node) == [
+            "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=4", "--rdzv-backend=c10d",
+            "--rdzv-endpoint=node0:29611", f"--rdzv-id={JOB_ID}", "-m", "ffnlib.train", "--config", "params.yaml",
+            "--run-dir", run_dir, "--no-progress", "--set", "recipe=ffn"]
+    assert job.calls() == [] and "done" in out
+    assert job.read("argv") == ""  # no single-node torchrun besides
+
+
+def test_rendezvous_port_is_the_jobs_or_the_next_free_one(job):
+    import socket
+
+    rc, out = job.run("train.sbatch", "params.yaml", "runs/m", SLURM_JOB_NUM_NODES="2")
+    assert rc == 0, out
+    port = 29500 + int(JOB_ID) % 10000
+    assert f"--rdzv-endpoint=node0:{port}" in job.argv(0)
+    with socket.socket() as taken:  # someone listens there now: the next port
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        rc, out = job.run("train.sbatch", "params.yaml", "runs/m", SLURM_JOB_NUM_NODES="2")
+    assert rc == 0, out
+    assert f"--rdzv-endpoint=node0:{port + 1}" in job.argv(1)
+
+
+@pytest.mark.parametrize("rank0_node", ["0", "1"])
+def test_two_nodes_usr1_reaches_rank_0_on_its_node_every_rank_stops_and_the_job_requeues_once(job, rank0_node):
+    """USR1 to the batch shell goes to srun, then to each node's task; only the task on rank 0's node
+    (train.pid names its host) tells its trainer; the others stop with it; torchrun exits 1 on both
+    nodes, the node tasks 75, the batch shell requeues the job once."""
+    proc = job.start("train.sbatch", "params.yaml", "runs/m", FAKE_MODE="train", FAKE_PIDFILE="models/ffn/train.pid",
+                     FAKE_PARENT_EXIT="1", FAKE_RANK0_NODE=rank0_node, SLURM_JOB_NUM_NODES="2")
+    job.wait_for("trainer", "started on node0")
+    job.wait_for("trainer", "started on node1")
+    rc, out = _usr1_when(job, proc, "trainer", "started")
+    other = str(1 - int(rank0_node))
+    trainer = job.read("trainer")
+    assert f"got USR1 on node{rank0_node}" in trainer and f"got USR1 on node{other}" not in trainer, out
+    assert f"stopped with the others on node{other}" in trainer
+    assert sorted(job.read("parent").splitlines()) == ["node0 child exit 75", "node1 child exit 75"]
+    assert job.read("srun").count("exit 75") == 2 and "srun got USR1" in job.read("srun")
+    assert rc == 75, out
+    assert job.calls() == [f"scontrol requeue {JOB_ID}"]
+    assert "ignoring" not in out  # the other node's task knew the pid was not its node's
+
+
+def test_two_nodes_a_failure_is_not_requeued(job):
+    rc, out = job.run("train.sbatch", "params.yaml", "runs/m", FAKE_MODE="exit1", SLURM_JOB_NUM_NODES="2")
+    assert rc == 1, out
+    assert job.calls() == [] and "failed with exit code 1" in out
 
 
 # ------------------------------------------------------------------------------------------ sweeps

@@ -309,6 +309,14 @@ def test_a_signal_during_validation_keeps_the_epoch_and_resumes(reference_run, t
     assert_same_run(tmp_path / "run", reference_dir)
 
 
+def test_persistent_loader_workers_train_the_run_that_one_process_trains(reference_run, tmp_path, torch_state):
+    """Two loader workers, started once and kept over both epochs (each batch's keys name the epoch),
+    train exactly the run that the reference trained with no workers."""
+    config, reference_dir = reference_run
+    fit(config.replace(num_workers=2), tmp_path / "run", progress=False)
+    assert_same_run(tmp_path / "run", reference_dir)
+
+
 def test_checkpoint_names_are_checked(tmp_path):
     run = ModelRun(tmp_path)
     assert run.checkpoint("best") == run.best == tmp_path / "checkpoints" / "best.pt"

@@ -123,7 +123,7 @@ def test_evaluation_resizes_the_shorter_side_then_centre_crops():
     assert centre_crop_box(48, 80, 40) == Crop(4, 20, 40, 40)
     out = ClipTransform(train=False, frame_size=40, resize_size=48).apply(frames, None)
     assert out.shape == (2, 3, 40, 40)
-    torch.testing.assert_close(out, normalize(resized[:, :, 4:44, 20:60]))
+    torch.testing.assert_close(out, normalize(resized[:, :, 4:44, 20:60], channel_dim=-3))
     tall = resize_shorter_side(coordinate_frames(1, 40, 24), 12)
     assert tall.shape == (1, 3, 20, 12)
 
@@ -139,25 +139,58 @@ def test_test_mode_is_deterministic_and_ignores_the_generator():
 # ---- normalise and checks ----
 
 def test_normalize_uses_imagenet_statistics():
-    frames = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2)
-    out = normalize(frames)
     expected = torch.tensor([(0 / 255 - MEAN[0]) / STD[0], (128 / 255 - MEAN[1]) / STD[1],
                              (255 / 255 - MEAN[2]) / STD[2]])
+    frames = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2)  # (T, C, H, W)
+    out = normalize(frames, channel_dim=-3)
     torch.testing.assert_close(out[0, :, 0, 0], expected)
     assert out.dtype == torch.float32
+    batch = frames.permute(1, 0, 2, 3)[None].expand(4, 3, 2, 2, 2)  # (B, C, T, H, W): channels at dim -4
+    torch.testing.assert_close(normalize(batch)[3, :, 1, 0, 0], expected)
 
 
-def test_to_clips_gathers_moves_channels_first_and_normalises():
+def float_clips_as_before(frames, positions):
+    """The float path the data loader took before clips stayed uint8 (to_clips of commit cf62683):
+    each frame converted into its place in float32, then `mul_(scale).sub_(shift)` per channel."""
+    scale = 1.0 / (255.0 * torch.tensor(STD))
+    shift = torch.tensor(MEAN) / torch.tensor(STD)
+    clips = []
+    for p in positions:
+        clip = torch.empty((3, len(p), *frames.shape[2:]), dtype=torch.float32)  # (C, T_i, S, S)
+        for t, i in enumerate(p):
+            step = clip[:, t]
+            step.copy_(frames[i])
+            step.mul_(scale.view(3, 1, 1)).sub_(shift.view(3, 1, 1))
+        clips.append(clip)
+    return clips
+
+
+def test_uint8_clips_normalised_later_equal_the_float_path_to_the_bit():
+    """What the training loop now does (uint8 clips, collated, then one `normalize` per batch) gives
+    exactly the numbers the float path gave: the same ops on the same float32 values."""
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (6, 3, 20, 20), dtype=torch.uint8, generator=generator)
+    frames = frames.contiguous(memory_format=torch.channels_last)  # as the resize leaves them
+    positions = [[0, 2, 5, 5], [1, 2, 3, 4, 0, 5, 1, 3]]
+    before = float_clips_as_before(frames, positions)
+    after = [normalize(clip) for clip in to_clips(frames, positions)]  # one clip (C, T, S, S)
+    assert all(torch.equal(a, b) for a, b in zip(after, before))
+    batch = torch.stack([to_clips(frames, positions)[1]] * 3)  # (B, C, T, S, S) uint8, as collated
+    assert torch.equal(normalize(batch), torch.stack([before[1]] * 3))
+    assert set(frames.unique().tolist()) == set(range(256))  # every pixel value took both paths
+
+
+def test_to_clips_gathers_and_moves_channels_first_as_uint8():
     frames = coordinate_frames(num_frames=5, height=6, width=7).contiguous(memory_format=torch.channels_last)
     positions = [np.array([4, 0]), np.array([1, 1, 3])]
     clips = to_clips(frames, positions)
     assert [c.shape for c in clips] == [(3, 2, 6, 7), (3, 3, 6, 7)]
     for clip, p in zip(clips, positions):
-        assert clip.is_contiguous() and clip.dtype == torch.float32
-        torch.testing.assert_close(clip, normalize(frames[torch.from_numpy(p)]).permute(1, 0, 2, 3))
-    torch.testing.assert_close(denormalize(clips[0].permute(1, 0, 2, 3))[:, 2, 0, 0], torch.tensor([4.0, 0.0]))
-    # and back to displayable frames (T, H, W, 3), exactly
+        assert clip.is_contiguous() and clip.dtype == torch.uint8
+        assert torch.equal(clip, frames[torch.from_numpy(p)].permute(1, 0, 2, 3))
+    # back to displayable frames (T, H, W, 3), exactly, from the uint8 clip and from its normalised copy
     np.testing.assert_array_equal(to_frames(clips[1]), frames[[1, 1, 3]].permute(0, 2, 3, 1).numpy())
+    np.testing.assert_array_equal(to_frames(normalize(clips[1])), to_frames(clips[1]))
 
 
 def test_resize_of_a_constant_image_stays_constant():
@@ -166,12 +199,14 @@ def test_resize_of_a_constant_image_stays_constant():
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match=r"\(T, C, H, W\) uint8"):
-        normalize(torch.zeros(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="normalize expects uint8 pixels"):
+        normalize(torch.zeros(3, 2, 4, 4))  # a float clip: normalised already?
+    with pytest.raises(ValueError, match="normalize expects uint8 pixels"):
+        normalize(torch.zeros(3, 4, 4, dtype=torch.uint8))  # no time axis
     with pytest.raises(ValueError, match=r"\(T, C, H, W\) uint8"):
         resize(np.zeros((2, 3, 4, 4), np.uint8), 2, 2)
-    with pytest.raises(ValueError, match="colour channels"):
-        normalize(torch.zeros(2, 4, 4, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="colour channels in dim -4"):
+        normalize(torch.zeros(2, 4, 4, 3, dtype=torch.uint8))  # channels last
     with pytest.raises(ValueError, match="resize_size"):
         ClipTransform(frame_size=224, resize_size=200)
     with pytest.raises(ValueError, match="Generator"):

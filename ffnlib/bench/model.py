@@ -20,12 +20,11 @@ step's own compute; with more threads it adds up the threads, waits included).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from ffnlib.bench.timing import interleaved
 from ffnlib.losses import temporal_distillation_by_count
 from ffnlib.models import ARCHITECTURES, create_model, flops, num_parameters
 from ffnlib.train import backward_per_clip
@@ -94,27 +93,11 @@ def _step_times(arch, batch_size, frame_size, num_classes, frame_counts, steps, 
     clips = [clip(t) for t in counts]
     runs = {"vanilla": (_tsm_step, vanilla, clips[-1:]), "ffn": (_ffn_step, ffn, clips),
             "ffn_joint": (_ffn_joint_step, ffn, clips), "vanilla_per_count": (_tsm_step, vanilla, clips)}
-    wall: dict[str, list[float]] = {name: [] for name in runs}
-    cpu: dict[str, list[float]] = {name: [] for name in runs}
-    for i in range(warmup + steps):
-        for name, (step, model, clips) in runs.items():  # one round: every run once
-            model.zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            step(model, clips, target)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i >= warmup:
-                wall[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
-
-    def ratios(times):
-        return {name: statistics.median(a / b for a, b in zip(times[name], times["vanilla"])) for name in runs}
-
-    return {"wall": {name: statistics.median(t) for name, t in wall.items()},
-            "cpu": {name: statistics.median(t) for name, t in cpu.items()},
-            "wall_ratio": ratios(wall), "cpu_ratio": ratios(cpu),
+    rounds = interleaved({name: (lambda step=step, model=model, inputs=inputs: step(model, inputs, target))
+                          for name, (step, model, inputs) in runs.items()},
+                         steps, warmup, device, before_each=lambda name: runs[name][1].zero_grad(set_to_none=True))
+    return {"wall": rounds.medians("wall"), "cpu": rounds.medians("cpu"),
+            "wall_ratio": rounds.ratios("vanilla", "wall"), "cpu_ratio": rounds.ratios("vanilla", "cpu"),
             "macs": {"vanilla": flops(vanilla, counts[-1], frame_size), "ffn": flops(ffn, counts, frame_size)},
             "parameters": {"vanilla": num_parameters(vanilla), "ffn": num_parameters(ffn)}}
 

@@ -2,6 +2,8 @@
 
     python -m ffnlib.train --config configs/smoke.yaml --run-dir runs/smoke [--set key=value ...]
     torchrun --nproc_per_node=N -m ffnlib.train --config ...     (DDP, same loop)
+    torchrun --nnodes=N --nproc-per-node=G --rdzv-backend=c10d --rdzv-endpoint=HOST:PORT -m ffnlib.train ...
+                                                                  (several nodes, the same command on each)
 
 Modules: `config` (TrainConfig), `data` (splits, views, batches, the loader), `step` (one training step
 of each recipe), `setup` (the model, optimiser and step module `fit` and the benchmarks share; trained

@@ -4,7 +4,9 @@ Trains one model with the loop every notebook uses. FILE is a config YAML or a p
 (its `train:` section). The model trains into `<RUN_DIR>/models/<model_name>` (vanilla_16f, st_4f,
 finetune_4f, ffn, ffn_no_td, ffn_4-16, proportional, mixed, mixed_rho0.75...: named by the config,
 where the notebooks look for it; RUN_DIR defaults to runs/<FILE name>), or into `--model-dir DIR`.
-Under torchrun the same command runs DDP.
+Under torchrun the same command runs DDP, on one node or on several (`--nnodes N --rdzv-backend c10d
+--rdzv-endpoint HOST:PORT`, every node running the same command; `batch_size` stays the global batch
+unless `batch_per_rank` is set, see ffnlib.train.distributed).
 
 Exit codes: 0 done; 75 stopped by SIGTERM/SIGUSR1 with last.pt saved (requeue and run again);
 2 a problem with the input (config, data, checkpoint, folder), said in one line; 1 the training

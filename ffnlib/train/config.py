@@ -93,7 +93,9 @@ class TrainConfig:
     # optimisation
     epochs: int = 50  # training epochs (each steps_per_epoch steps)
     steps_per_epoch: int = 0  # 0 = one pass over the training split
-    batch_size: int = 32  # global batch (split across DDP ranks)
+    batch_size: int = 32  # global batch (split across DDP ranks); with batch_per_rank, the batch lr is given for
+    batch_per_rank: int = 0  # 0: batch_size is split over the ranks; N: N videos per rank, global batch and lr scale linearly
+    sync_bn: bool = False  # DDP on CUDA: BatchNorm statistics over all ranks (SyncBatchNorm); official: per GPU
     lr: float = 0.01  # SGD learning rate at the schedule's peak (for batch_size; scale it with the batch)
     momentum: float = 0.9  # SGD momentum
     weight_decay: float = 5e-4  # L2 on convolution and fc weights; none on BatchNorm and biases
@@ -235,7 +237,7 @@ class TrainConfig:
         if not 0 <= self.dropout < 1:
             fail("dropout", "a probability in [0, 1)")
         for key in ("steps_per_epoch", "warmup_steps", "num_workers", "threads", "val_max_videos",
-                    "save_every_steps"):
+                    "save_every_steps", "batch_per_rank"):
             if getattr(self, key) < 0:
                 fail(key, "a non-negative integer")
 

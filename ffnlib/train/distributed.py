@@ -1,7 +1,15 @@
 """Process-group set-up, detected from the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK).
 
-One code path serves one CPU process, one GPU and several GPUs: without RANK in the environment
-this is a world of size 1 and every collective below is a no-op.
+One code path serves one CPU process, one GPU, several GPUs and several nodes: without RANK in the
+environment this is a world of size 1 and every collective below is a no-op. Several nodes are
+torchrun's elastic launch, every node running the same command:
+
+    torchrun --nnodes N --nproc-per-node G --rdzv-backend c10d --rdzv-endpoint HOST:PORT \
+        --rdzv-id JOB -m ffnlib.train --config ...
+
+(`slurm/train.sbatch` does it with `--nodes=N`.) What the number of ranks changes in a run is
+`world_config`'s: the global batch and the learning rate (`batch_per_rank`), and whether BatchNorm
+statistics are shared (`sync_bn`).
 """
 from __future__ import annotations
 
@@ -12,6 +20,8 @@ import torch
 import torch.distributed as dist
 
 from ffnlib.errors import ConfigError
+
+from .config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,31 @@ def init_world(device_hint: str = "auto") -> World:
             torch.cuda.set_device(world.local_rank)
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return world
+
+
+def world_config(config: TrainConfig, world: World, device: torch.device) -> TrainConfig:
+    """`config` as `world` trains it.
+
+    The rule: by default (`batch_per_rank` = 0) `batch_size` is the global batch whatever the number
+    of ranks (the official 32: 2 GPUs x 16, or 4 nodes x 8 GPUs x 1) and `lr` stays as given. With
+    `batch_per_rank` = N every rank takes N videos, the global batch becomes N x ranks and `lr` grows
+    linearly with it, `lr x global / batch_size` (so `batch_size` and `lr` state the reference pair,
+    32 and 0.01): the returned config holds the global batch and lr in effect, which is what its
+    model folder records and what a resumption must match. `warmup_steps` is taken as given.
+    Raises ConfigError when the global batch does not split evenly, or `sync_bn` asks for
+    SyncBatchNorm across processes that are not on CUDA (torch's SyncBatchNorm needs GPU tensors).
+    """
+    if config.batch_per_rank:
+        batch = config.batch_per_rank * world.world_size
+        if batch != config.batch_size:
+            config = config.replace(batch_size=batch, lr=config.lr * batch / config.batch_size)
+    if config.batch_size % world.world_size:
+        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {world.world_size} ranks: "
+                          f"use a multiple of {world.world_size}, or set batch_per_rank")
+    if config.sync_bn and world.distributed and device.type != "cuda":
+        raise ConfigError(f"sync_bn=True on {world.world_size} {device.type} processes: torch's SyncBatchNorm "
+                          f"runs on CUDA only; leave sync_bn off (per-process statistics, the official recipe)")
+    return config
 
 
 def resolve_device(name: str, world: World = World()) -> torch.device:

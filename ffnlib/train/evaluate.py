@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ffnlib.datasets import MultiFrameClips, VideoClips
 
-from .data import make_loader
+from .data import make_loader, model_input
 from .distributed import World, all_reduce_sum, any_rank
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def evaluate(
                 for t, clip in zip(group, clips):  # clip (B, C, t, H, W)
                     if shuffle_frames:
                         clip = shuffle_time(clip, generators[t])
-                    clip = clip.to(device, non_blocking=True)
+                    clip = model_input(clip, device)  # (B, C, t, H, W) uint8 -> float32 normalised, on the device
                     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                         logits = model(clip)  # (B, classes)
                     top5 = logits.float().topk(min(5, num_classes), dim=1).indices.cpu()  # (B, 5)
@@ -178,7 +178,7 @@ def recalibrate_bn(
     try:
         for clip, _ in make_loader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size,
                                    num_workers=num_workers, device=device):
-            model(clip.to(device))
+            model(model_input(clip, device))  # (B, C, T, H, W) float32 normalised
     finally:
         for m, momentum, state in zip(norms, momenta, saved):
             m.momentum = momentum

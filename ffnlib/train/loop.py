@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +26,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ffnlib.errors import ConfigError
 from ffnlib.paths import leftover_temporaries, write_text_atomic
 from ffnlib.runs import ModelRun, RunFolderError
 
 from . import distributed as dist_utils
 from .checkpoint import check_fits, load_checkpoint, load_model_state, new_checkpoint_id, save_checkpoint
 from .config import TrainConfig
-from .data import epoch_batches, make_loader, open_splits, steps_in_epoch, train_view
+from .data import TrainingLoader, epoch_batches, open_splits, steps_in_epoch, train_view
 from .evaluate import EvaluationStopped, evaluate
 from .optim import lr_at, set_lr
 from .setup import Trainee, check_model, configure_torch, finetune_source, init_finetune
@@ -73,14 +73,13 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
     run = ModelRun(model_dir)
     world = dist_utils.init_world(config.device)
     device = dist_utils.resolve_device(config.device, world)
+    config = dist_utils.world_config(config, world, device)  # the global batch and lr on this many ranks
     check_model(config)  # arch and model_kwargs, before any data is opened
     for key in config.inert():
         log.warning("%s=%r does not act in recipe %s: ignored", key, getattr(config, key), config.recipe)
     finetune_from = None
     if config.recipe == "finetune" and (restart or not (run.last.exists() or run.final.exists())):
         finetune_from = finetune_source(config, run.root)  # before any data is opened: a missing source is named
-    if config.batch_size % world.world_size:
-        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {world.world_size} ranks")
     configure_torch(config, device, world)
     with run.lock("training") if world.is_main else contextlib.nullcontext():
         if world.is_main and restart:
@@ -99,8 +98,8 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
         loop = _Loop(config, run, world, trainee, dataset, val_src, steps, train_src.num_classes, state, progress)
         stop = StopRequest()
         stop.install()  # before the pid file appears: a signal sent as soon as it exists is caught
-        if world.is_main:
-            run.pid.write_text(f"{os.getpid()}\n")
+        if world.is_main:  # "PID HOST": on several nodes, only the trainer's own node signals it
+            run.pid.write_text(f"{os.getpid()} {socket.gethostname()}\n")
         try:
             while state.epoch < config.epochs:
                 totals = loop.train_epoch(stop)
@@ -113,6 +112,7 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
             if world.is_main:
                 run.pid.unlink(missing_ok=True)  # before the handlers go: nobody signals an unguarded process
             stop.restore()
+            loop.loader.close()
     return FitResult(run.root, config, trainee.model.eval(), state.history, state.best)
 
 
@@ -187,6 +187,7 @@ class _Loop:
         self.config, self.run, self.world, self.trainee = config, run, world, trainee
         self.dataset, self.val_src, self.steps, self.num_classes = dataset, val_src, steps, num_classes
         self.state, self.progress = state, progress
+        self.loader = TrainingLoader(dataset, num_workers=config.num_workers, device=trainee.device)
         # frames the network sees per video (logged frames/s); None: the batch's one clip says it
         self.frames_per_sample = trainee.frames_per_clip if config.recipe in ("ffn", "mixed") else None
 
@@ -215,9 +216,7 @@ class _Loop:
     def train_epoch(self, stop: StopRequest) -> dict:
         """The rest of the current epoch's steps; the epoch's sums over all ranks."""
         config, state, t, world = self.config, self.state, self.trainee, self.world
-        self.dataset.set_epoch(state.epoch)
         batches = epoch_batches(config, len(self.dataset), state.epoch, self.steps, world)[state.batch_in_epoch:]
-        loader = make_loader(self.dataset, batches=batches, num_workers=config.num_workers, device=t.device)
         # the epoch's running sums; those restored from a mid-epoch checkpoint are all ranks' together
         sums = {"loss": 0.0, "correct": 0.0, "samples": 0.0, "frames": 0.0, **(state.partial if world.is_main else {})}
         state.partial = {}
@@ -225,7 +224,7 @@ class _Loop:
                    disable=not (self.progress and world.is_main), leave=False)
         t.model.train()
         started, before = time.perf_counter(), state.epoch_seconds
-        for batch in loader:
+        for batch in self.loader.epoch(batches):  # each item names its epoch: persistent workers draw afresh
             state.lr = lr_at(state.step, self.steps, config)
             set_lr(t.optimizer, state.lr)
             last = self.run.last if self.run.last.exists() else "none yet"

@@ -78,6 +78,13 @@ def configure_torch(config: TrainConfig, device: torch.device, world: dist_utils
     torch.manual_seed(config.seed * 1000 + world.rank)
 
 
+def sync_batchnorm(model: nn.Module) -> nn.Module:
+    """`model` with every BatchNorm a SyncBatchNorm (statistics over all ranks of the batch; `sync_bn`).
+    Each module is converted on its own, so an FFN's per-branch BNs stay private to their branch; the
+    parameters, buffers and state-dict keys stay the same (checkpoints load into the plain model)."""
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 @dataclass
 class Trainee:
     """A model set up for training as `fit` sets it up: `model` keeps the weights (checkpoints save
@@ -104,6 +111,8 @@ class Trainee:
               world: dist_utils.World = dist_utils.World(), *, fused: bool = False,
               compile_mode: str | None = None) -> "Trainee":
         model = build_model(config, num_classes).to(device)
+        if config.sync_bn and world.distributed:
+            model = sync_batchnorm(model)
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.train()

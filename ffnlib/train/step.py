@@ -29,6 +29,7 @@ from ffnlib.losses import distillation_kl, distillation_total, teacher_probs, te
 
 from . import distributed as dist_utils
 from .config import TrainConfig
+from .data import model_input
 
 
 class NonFiniteLoss(RuntimeError):
@@ -95,9 +96,10 @@ def mixed_clip(clips: list[torch.Tensor], config: TrainConfig, step: int,
 
 # ------------------------------------------------------------------------------------------ one step
 def batch_on(batch, device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """A loader batch (clip, ..., target) as its clips and its targets on `device`."""
+    """A loader batch (clip, ..., target) as its clips, the model's input (`model_input`: uint8
+    (B, C, T, S, S) copied and normalised on `device`, float32 out), and its targets on `device`."""
     *clips, target = batch
-    return [c.to(device, non_blocking=True) for c in clips], target.to(device, non_blocking=True)
+    return [model_input(c, device) for c in clips], target.to(device, non_blocking=True)
 
 
 def compute_loss(model: nn.Module, batch, config: TrainConfig, device: torch.device, step: int = 0,
