@@ -10,6 +10,7 @@ from ffnlib.layouts import ssv2
 from ffnlib.frames import decode_jpeg
 from ffnlib.layouts import ssv1
 from ffnlib.synthetic import Design, make_clip, prepare, render_clip
+from ffnlib.synthetic import render
 from ffnlib.video import read_frames
 
 TINY = dict(num_train=6, num_val=4, num_test=2, min_frames=10, max_frames=14, video_size=16)
@@ -66,7 +67,7 @@ def test_translation_classes_move_the_way_their_name_says():
 def test_radial_and_rotating_classes_move_the_way_their_name_says(kind):
     t = np.linspace(0, 1, 20)
     for cls in [c for c in synthetic.CATALOGUE if c.kind == kind]:
-        pos = synthetic._motion(cls, t, 16.0, 8, 32, 0.45, np.random.default_rng(0))  # (T, D, 2)
+        pos = render._motion(cls, t, 16.0, 8, 32, 0.45, np.random.default_rng(0))  # (T, D, 2)
         centre = np.random.default_rng(0).uniform(0, 32, size=2)  # the first draw of _motion
         rel = pos - centre
         if kind == "radial":
