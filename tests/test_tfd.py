@@ -88,6 +88,7 @@ def test_the_ensemble_averages_its_members_probabilities(two_seeds):
 
     from ffnlib.datasets import MultiFrameClips
     from ffnlib.train import load_trained, open_split
+    from ffnlib.transforms import normalize
 
     run = WorkbookRun(two_seeds[0])
     members = tfd.ensemble_members(run)
@@ -97,7 +98,7 @@ def test_the_ensemble_averages_its_members_probabilities(two_seeds):
     val = open_split(load_trained(members[0].root)[1], "validation", progress=False)
     clips = MultiFrameClips(val, [4, 8], train=False, frame_size=32, resize_size=36)
     for i, t in enumerate([4, 8]):
-        batch = torch.stack([clips[k][i] for k in range(8)])
+        batch = normalize(torch.stack([clips[k][i] for k in range(8)]))  # uint8 clips -> the models' input
         labels = torch.tensor([clips[k][-1] for k in range(8)])
         with torch.no_grad():
             mean = torch.stack([F.softmax(m(batch), dim=1) for m in models]).mean(0)
