@@ -28,7 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)  ## create .venv with the pinned requirements and ffnlib (editable)
 
-demo: $(STAMP)  ## the main job: notebooks 01..08 headless on the built-in data, into runs/demo
+demo: $(STAMP)  ## the main job: notebooks 01..09 headless on the built-in data, into runs/demo
 	$(PY) -m ffnlib.workbook reproduce --profile demo --out $(RUN)
 
 test: $(STAMP)  ## every unit test, then every notebook under nbval in smoke mode

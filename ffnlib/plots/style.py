@@ -37,7 +37,7 @@ MODEL_STYLES: dict[str, ModelStyle] = {
     "ffn": ModelStyle("tab:red", "D"),
     "ffn_no_sn": ModelStyle("tab:cyan", "<", "--"),  # shared BatchNorm instead of private ones
     "ffn_no_wa": ModelStyle("tab:olive", ">", "--"),  # no adaconv (weight alteration)
-    "ffn_no_td": ModelStyle("goldenrod", "h", "--"),  # no temporal distillation (lam = 0)
+    "ffn_no_td": ModelStyle("goldenrod", "h", "--"),  # no temporal distillation (distill: false, CE on every branch)
     "ffn_no_ws": ModelStyle("tab:gray", "p", "--"),  # no weight sharing between the branches
 }
 UNKNOWN_COLOURS = ("#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666", "#1f78b4", "#b15928")
