@@ -1,7 +1,7 @@
 """Forward+backward time of one FFN step (clips of 4, 8 and 16 frames, temporal distillation) against one
 vanilla TSM step (one 16-frame clip, cross-entropy) on the same architecture and batch.
 
-The FFN step is the one `fit` takes (`ffnlib.train.loop.backward_per_clip`): the 16F teacher's forward
+The FFN step is the one `fit` takes (`ffnlib.train.step.backward_per_clip`): the 16F teacher's forward
 and backward, then each student's, so that one clip's activations are alive at a time. Also timed:
   - "FFN joint": one forward of all three clips and one backward of the summed loss (the step `fit`
     took before it went clip by clip), to show what going clip by clip gains;
