@@ -328,19 +328,27 @@ def budget(tflops: float = 100.0) -> list[dict]:
     return rows
 
 
-if __name__ == "__main__":  # python -m ffnlib.paper sweeps | budget [TFLOPS]
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    """python -m ffnlib.paper sweeps | budget [--tflops N]"""
+    import argparse
 
     from ffnlib.paths import PROJECT_ROOT
 
-    if sys.argv[1:] == ["sweeps"]:
+    parser = argparse.ArgumentParser(prog="python -m ffnlib.paper", description="The paper's sweep files and their cost.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("sweeps", help="(re)write slurm/sweeps/ from ffnlib.paper.SWEEPS")
+    budget_parser = commands.add_parser("budget", help="estimated GPU-hours of each sweep")
+    budget_parser.add_argument("tflops", nargs="?", type=float, default=100.0,
+                               help="sustained training TFLOP/s of one GPU (default 100)")
+    args = parser.parse_args(argv)
+    if args.command == "sweeps":
         for written in write_sweeps(PROJECT_ROOT / "slurm" / "sweeps"):
             print(written)
-    elif sys.argv[1:2] == ["budget"]:
-        rate = float(sys.argv[2]) if len(sys.argv) > 2 else 100.0
-        print(f"| sweep | models | PFLOP | GPU-hours at {rate:g} TFLOP/s |\n| --- | ---: | ---: | ---: |")
-        for row in budget(rate):
-            print(f"| {row['sweep']} | {row['models']} | {row['tflop'] / 1e3:,.0f} | {row['gpu_hours']:.1f} |")
-    else:
-        sys.exit("usage: python -m ffnlib.paper sweeps    (re)write slurm/sweeps/ from ffnlib.paper.SWEEPS\n"
-                 "       python -m ffnlib.paper budget [TFLOPS]    estimated GPU-hours of each sweep")
+        return
+    print(f"| sweep | models | PFLOP | GPU-hours at {args.tflops:g} TFLOP/s |\n| --- | ---: | ---: | ---: |")
+    for row in budget(args.tflops):
+        print(f"| {row['sweep']} | {row['models']} | {row['tflop'] / 1e3:,.0f} | {row['gpu_hours']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -81,3 +81,17 @@ def test_every_row_of_every_table_is_trained_by_a_sweep_and_by_the_profiles_note
                            *(f"finetune_{t}f" for t in by_notebook["04_train_tsm"]["finetune_frame_counts"]),
                            *by_notebook["07_train_ffn"]["models"]}
         assert set(row.models) <= notebook_models, f"{name}, {row.label}: notebooks 04/07 of {profile} miss some"
+
+
+def test_the_command_line_prints_the_budget_and_refuses_bad_input_in_one_line(capsys):
+    paper.main(["budget", "50"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| sweep | models | PFLOP | GPU-hours at 50 TFLOP/s |"
+    assert len(out) == 2 + len(paper.SWEEPS)
+    for bad in (["budget", "fast"], [], ["tables"]):
+        with pytest.raises(SystemExit) as stopped:
+            paper.main(bad)
+        assert stopped.value.code == 2
+    with pytest.raises(SystemExit) as stopped:
+        paper.main(["budget", "--help"])
+    assert stopped.value.code == 0
