@@ -2,7 +2,7 @@
 in official_layouts.py from ops/backbone/resnet_TSM_FFN.py, resnet_TSM.py and the TSM repository's
 ops/temporal_shift.py, not from ffnlib's mapping), saved as main.py / main_FFN.py save them, loaded,
 and checked tensor by tensor through the ffnlib modules. Logit parity with the official code itself
-was checked outside the repository (NOTES-official.md)."""
+was checked outside the repository against the official model code (README, "The official checkpoints")."""
 from __future__ import annotations
 
 import pytest
