@@ -24,13 +24,12 @@ from types import SimpleNamespace
 from typing import Callable
 
 import nbformat
-import yaml
 
 from ffnlib import paper, smoke
 from ffnlib.errors import ConfigError
 from ffnlib.paths import PROJECT_ROOT, configs_dir
 from ffnlib.runs import CHECKPOINT_NAMES, WorkbookRun, resolve_run_dir
-from ffnlib.train.config import TrainConfig
+from ffnlib.train.config import TrainConfig, read_yaml_mapping
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 SECTIONS = ("train", "notebooks")
@@ -98,10 +97,7 @@ def load_profile(profile: str | Path) -> dict:
     if not path.exists():
         known = sorted(p.stem for p in configs_dir().glob("*.yaml"))
         raise ConfigError(f"{path}: no such profile; profiles in configs/: {known}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not YAML ({e})") from None
+    data = read_yaml_mapping(path, "sections ('train', 'notebooks')")
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; a profile has 'train' and 'notebooks'")

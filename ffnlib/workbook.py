@@ -32,7 +32,7 @@ from ffnlib.errors import ConfigError, UserError, one_line
 from ffnlib.paths import runs_dir, write_text_atomic
 from ffnlib.runs import WorkbookRun
 from ffnlib.train import REQUEUE_EXIT_CODE, Preempted
-from ffnlib.train.config import parse_overrides
+from ffnlib.train.config import parse_overrides, read_yaml_mapping
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +142,7 @@ def reproduce(profile: str | Path, out: str | Path, only: list[str] | None = Non
 # ------------------------------------------------------------------------------------------ command line
 def _parameters_file(path: Path, notebook: Path) -> tuple[dict | None, dict]:
     """A `-f` file: a profile (its name and values) or a plain YAML of the notebook's parameters."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read a YAML file ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of parameters, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "parameters")
     if set(data) <= set(profiles.SECTIONS):
         return profiles.load_profile(path), {}
     return None, data

@@ -53,12 +53,14 @@ def test_a_bad_value_is_named_with_what_was_expected(name, value, expected):
     ("notebooks: {09_missing: {}}\n", "do not exist"),
     ("notebooks: {04_train_tsm: {not_a_parameter: 1}}\n", r"04_train_tsm does not declare \['not_a_parameter'\]"),
     ("train: [1, 2\n", "not YAML"),
+    ("- train\n- notebooks\n", r"p.yaml: expected a mapping of sections \('train', 'notebooks'\), got list"),
 ])
 def test_bad_profiles_are_refused(tmp_path, text, message):
     path = tmp_path / "p.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as refused:
         profiles.load_profile(path)
+    assert "\n" not in str(refused.value)  # one line, whatever the YAML parser says
 
 
 def test_profiles_in_configs_are_valid():

@@ -57,6 +57,22 @@ OLD_MIXED = ("was trained with the recipe once called 'mixed' (every T of frame_
              "recipe ffn with private_bn, adaconv and distill false")
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """The mapping a YAML file holds (empty file: {}); ConfigError naming the file when it cannot be read,
+    is not YAML, or holds something else than a mapping of `what`."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read a YAML file ({e.strerror or e})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not YAML ({' '.join(str(e).split())})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of {what}, got {type(data).__name__}")
+    return data
+
+
 @dataclass
 class TrainConfig:
     # what to train
@@ -144,12 +160,7 @@ class TrainConfig:
     def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> "TrainConfig":
         """Read a config YAML or a profile's `train:` section, then apply `overrides`."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"{path}: cannot read a YAML config ({e})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+        data = read_yaml_mapping(path, "config keys")
         if "train" in data and isinstance(data["train"], dict):
             data = data["train"]
         return cls.from_dict({**data, **(overrides or {})}, source=str(path))
