@@ -317,7 +317,7 @@ def test_a_smoke_training_on_every_layout(layouts, layout, tmp_path, torch_state
         kw.pop("split")
     config = TrainConfig.from_dict(dict(kw, dataset=layout, arch="small", frame_size=16, resize_size=20, num_workers=0,
                                         epochs=1, batch_size=2, steps_per_epoch=2, recipe="ffn", frame_counts=[4, 8],
-                                        eval_frame_counts=[4, 8], threads=1, deterministic=True))
+                                        eval_frames=[4, 8], threads=1, deterministic=True))
     result = fit(config, tmp_path / "run", progress=False)
     (metrics,) = ModelRun(tmp_path / "run").read_metrics()
     assert metrics["epoch"] == 1 and np.isfinite(metrics["train_loss"])
