@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 import simplejpeg
 
+from ffnlib import paths
 from ffnlib.video import VideoDecodeError
 
 JPEG_QUALITY = 95  # what `write_frames` writes by default (TSM's ffmpeg extraction uses -q:v 1, about 95)
@@ -182,7 +183,7 @@ def write_frames(folder: str | Path, frames: np.ndarray, template: str = "{:05d}
     check_template(template)
     if folder.exists():
         raise FileExistsError(f"{folder}: exists already; refusing to write frames into it")
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    tmp = paths.temporary_path(folder)
     tmp.mkdir(parents=True)
     try:
         for k, image in enumerate(frames, start=1):

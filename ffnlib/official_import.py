@@ -22,7 +22,6 @@ Exit codes: 0 imported; 2 refused (the message says why).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ from torch import nn
 
 from ffnlib.layouts.ssv2 import LABELS_FILE, read_labels
 from ffnlib.models.official import OfficialCheckpoint, OfficialCheckpointError, load_official_checkpoint
-from ffnlib.paths import project_path, write_text_atomic
+from ffnlib.paths import file_digest, project_path, write_text_atomic
 from ffnlib.errors import UserError, one_line
 from ffnlib.runs import ModelRun, WorkbookRun
 from ffnlib.train import TrainConfig, build_model, load_model_state, save_checkpoint
@@ -110,14 +109,6 @@ def check_rebuilds(config: TrainConfig, state: dict, model: nn.Module, source: s
                                  "model_kwargs")
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_model_folder(model_dir: str | Path, config: TrainConfig, state: dict, force: bool = False) -> Path:
     """Write a model folder that `ffnlib.train.load_trained` and `ffnlib.tfd.evaluate_model_dir` read:
     config.yaml, checkpoints/best.pt and checkpoints/final.pt (the same `state`). The one place where
@@ -131,10 +122,7 @@ def write_model_folder(model_dir: str | Path, config: TrainConfig, state: dict, 
             raise FileExistsError(f"{run.root} already holds {', '.join(p.name for p in old)}; pass --force to "
                                   "replace that model (its checkpoints, metrics and evaluations are deleted)")
         if force:
-            for stale in [*old, run.metrics, *sorted(run.root.glob("eval_*.csv"))]:
-                if stale.exists():
-                    log.info("deleting %s", stale)
-                    stale.unlink()
+            run.clear()
         write_text_atomic(run.config, config.to_yaml())
         save_checkpoint(run.best, state)
         save_checkpoint(run.final, state)
@@ -157,7 +145,7 @@ def import_official(path: str | Path, run_dir: str | Path, name: str | None = No
     best = {} if spec.best_prec1 is None else {f"top1_{high}": spec.best_prec1, "epoch": spec.epoch or 0}
     state = {"model": model.state_dict(), "config": config.to_dict(), "num_classes": spec.num_classes, "step": 0,
              "epoch": spec.epoch or 0, "best": best,
-             "source": {"official": str(path.resolve()), "sha256": sha256(path), **spec.to_dict()}}
+             "source": {"official": str(path.resolve()), "sha256": file_digest(path, "sha256"), **spec.to_dict()}}
     check_rebuilds(config, state, model, str(path))
     folder = write_model_folder(WorkbookRun(run_dir).model(name), config, state, force)
     log.info("imported %s (%s) as %s", path, spec, folder)

@@ -177,13 +177,16 @@ TABLES: dict[str, Table] = {t.name: t for t in (
 # The TSM rows of the paper's tables (1-5 and 9) whose cells `ffnlib.tables.paper_table` fills.
 PAPER_TABLES = ("table1", "table2", "table3", "middle", "table4", "table5", "table9", "anyframe")
 
+def _headline_rows(table: "Table", data: str) -> dict[str, dict[int, float]]:
+    """`table`'s vanilla / ST / FFN rows on `data`, by the study table's model names."""
+    wanted = {"vanilla_16f": "vanilla", ST: "st", "ffn": "ffn"}
+    return {wanted[r.model]: dict(r.paper) for r in table.rows
+            if r.model in wanted and r.minus is None and (r.data or table.data) == data}
+
+
 # The paper's headline rows on SSv2 (Table 9, REFERENCE.md section 1): the study table (notebook 08)
 # shows them beside a run on SSv2 or on the built-in data (which imitates SSv2's task).
-SSV2_ROWS: dict[str, dict[int, float]] = {
-    "vanilla": {4: 31.52, 8: 51.55, 16: 61.02},
-    "st": {4: 53.38, 8: 59.29, 16: 61.02},
-    "ffn": {4: 56.07, 8: 61.86, 16: 63.61},
-}
+SSV2_ROWS = _headline_rows(TABLES["table9"], "ssv2")
 SSV2_SOURCE = "FFN paper, Table 9 (REFERENCE.md section 1): TSM-R50 on SSv2"
 
 
@@ -193,10 +196,8 @@ def paper_rows(data: str) -> tuple[dict[str, dict[int, float]], str]:
     for other data."""
     if data in ("ssv2", "builtin"):
         return SSV2_ROWS, SSV2_SOURCE
-    wanted = {"vanilla_16f": "vanilla", ST: "st", "ffn": "ffn"}
     table = TABLES["table1"] if data == "ssv1" else TABLES["table9"]
-    rows = {wanted[r.model]: dict(r.paper) for r in table.rows
-            if r.model in wanted and r.minus is None and (r.data or table.data) == data}
+    rows = _headline_rows(table, data)
     source = f"FFN paper, {table.title.split(':')[0]}: TSM-R50 on {data}"
     return rows, (source if rows else "")
 
@@ -329,7 +330,7 @@ def budget(tflops: float = 100.0) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """python -m ffnlib.paper sweeps | budget [--tflops N]"""
+    """python -m ffnlib.paper sweeps | budget [TFLOPS]"""
     import argparse
 
     from ffnlib.paths import PROJECT_ROOT

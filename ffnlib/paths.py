@@ -1,6 +1,7 @@
 """Where things live: every path is built from the project root (or an environment override)."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -28,12 +29,28 @@ def project_path(path: str | Path, root: str | Path = PROJECT_ROOT) -> Path:
 _TEMPORARY = ".tmp-"  # `write_atomic` writes `.<name>.tmp-<pid>` next to the file, then renames it
 
 
+def temporary_path(path: str | Path, suffix: str = "") -> Path:
+    """Where this process writes `path` before renaming it: `.<name>.tmp-<pid><suffix>` beside it (the
+    name `leftover_temporaries` finds). `suffix` keeps a file type a writer needs (`.webm` for PyAV)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{_TEMPORARY}{os.getpid()}{suffix}")
+
+
+def file_digest(path: str | Path, algorithm: str) -> str:
+    """The hex digest of a file's bytes (`algorithm`: a hashlib name), read 1 MiB at a time."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], fsync: bool = False) -> Path:
     """Call `write(f)` on a temporary file `.<name>.tmp-<pid>` in `path`'s folder, then rename it over
     `path`: a kill at any moment leaves the old file or the new one, never part of one. `fsync` also
     flushes the bytes to disk before the rename (for files that must survive a crash of the machine)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}{_TEMPORARY}{os.getpid()}")
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as f:
             write(f)

@@ -18,7 +18,6 @@ change announced), and returns the values, the TrainConfig and the run folder.
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
@@ -29,7 +28,7 @@ from ffnlib import paper, smoke
 from ffnlib.errors import ConfigError
 from ffnlib.paths import PROJECT_ROOT, configs_dir
 from ffnlib.runs import CHECKPOINT_NAMES, WorkbookRun, resolve_run_dir
-from ffnlib.train.config import TrainConfig, read_yaml_mapping
+from ffnlib.train.config import DEVICE_NAMES, TrainConfig, is_device_name, read_yaml_mapping
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 SECTIONS = ("train", "notebooks")
@@ -172,7 +171,7 @@ def _names_of(known, what: str) -> Callable:
 
 
 def _device(v):
-    return None if isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) else "auto, cpu, cuda, cuda:N or mps"
+    return None if is_device_name(v) else DEVICE_NAMES
 
 
 RULES: dict[str, Callable] = {

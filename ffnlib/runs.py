@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -137,14 +138,23 @@ class ModelRun:
     def is_trained(self, checkpoint: str = "best") -> bool:
         return self.checkpoint(checkpoint).is_file()
 
+    def clear(self) -> None:
+        """Remove what this folder holds of an earlier model: checkpoints, metrics, evaluations, config
+        (what `--restart` and a forced import replace); the lock and the folder itself stay."""
+        log.warning("clearing %s (checkpoints, metrics, evaluations, config)", self.root)
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        for path in [self.metrics, self.config, *self.root.glob("eval_*.csv")]:
+            path.unlink(missing_ok=True)
+
     # ---------------------------------------------------------------- metrics
     def read_metrics(self) -> list[dict]:
         """The lines of `metrics.jsonl`, one dict per epoch. A torn last line (a crash while it was
         written) is dropped with a warning; a bad line elsewhere is an error naming it."""
         if not self.metrics.exists():
             return []
-        lines = self.metrics.read_text(encoding="utf-8").split("\n")
-        complete = self.metrics.read_bytes().endswith(b"\n")
+        data = self.metrics.read_bytes()
+        lines = data.decode("utf-8").split("\n")
+        complete = data.endswith(b"\n")
         out = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -230,9 +240,7 @@ class WorkbookRun:
 
     def model(self, model_name: str) -> ModelRun:
         """The model_dir of model `model_name` (vanilla_16f, st_4f, ffn, ...) in this run."""
-        if not model_name or "/" in model_name or model_name in (".", ".."):
-            raise RunFolderError(f"model name {model_name!r}: expected a folder name such as 'ffn'")
-        return ModelRun(self.models / model_name)
+        return ModelRun(self.models / _folder_name(model_name, "model", "ffn"))
 
     def trained_models(self, checkpoint: str = "best") -> list[ModelRun]:
         """Every model of this run that holds checkpoint `checkpoint`, by name."""
@@ -243,9 +251,7 @@ class WorkbookRun:
 
     def ensemble(self, name: str) -> ModelRun:
         """The folder of ensemble `name` (ensemble_4-8-16): no checkpoints, its evaluation cache and lock."""
-        if not name or "/" in name or name in (".", ".."):
-            raise RunFolderError(f"ensemble name {name!r}: expected a folder name such as 'ensemble_4-8-16'")
-        return ModelRun(self.root / "ensembles" / name)
+        return ModelRun(self.root / "ensembles" / _folder_name(name, "ensemble", "ensemble_4-8-16"))
 
     def notebook(self, stem: str) -> Path:
         return self.root / f"{stem}.ipynb"
@@ -274,13 +280,25 @@ class WorkbookRun:
         return self.root / "figures"
 
 
+def _folder_name(name: str, what: str, example: str) -> str:
+    """`name` if it names one folder (no path, not "." or ".."); else RunFolderError."""
+    if not name or "/" in name or name in (".", ".."):
+        raise RunFolderError(f"{what} name {name!r}: expected a folder name such as {example!r}")
+    return name
+
+
+def default_run_dir(profile: str | Path) -> Path:
+    """`runs/<profile name>` (under `FFN_RUNS_DIR` if set): where a profile's run goes unless told."""
+    return runs_dir() / Path(str(profile)).stem
+
+
 def resolve_run_dir(run_dir: str | Path, profile: str = "demo") -> Path:
     """A notebook's `run_dir` parameter as a folder: "" means `runs/<profile>` (under `FFN_RUNS_DIR`
     if set), where `reproduce --profile <profile>` writes; a relative path is taken from the project
     root (not the working folder, which is notebooks/ under Jupyter and papermill)."""
     if run_dir:
         return project_path(run_dir).resolve()
-    return (runs_dir() / Path(str(profile)).stem).resolve()
+    return default_run_dir(profile).resolve()
 
 
 def resolve_run_dirs(run_dirs: Sequence[str | Path], default: str | Path,

@@ -16,7 +16,6 @@ Notebooks 08 and 09 build their tables from any set of workbook runs (one per se
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -26,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ffnlib.models import Ensemble
-from ffnlib.paths import write_text_atomic
+from ffnlib.paths import file_digest, write_text_atomic
 from ffnlib.runs import ModelRun, RunFolderError, WorkbookRun
 from ffnlib.tables import sort_models, summarize  # noqa: F401  (summarize: the figures' import, ffnlib.plots.tfd)
 from ffnlib.train import (Evaluation, TrainConfig, evaluate, load_checkpoint, model_kwargs, open_splits,
@@ -41,11 +40,7 @@ def checkpoint_id(state: dict, path: Path) -> str:
     """The id `save_checkpoint` wrote into the checkpoint, or (an older file) a hash of its bytes."""
     if state.get("checkpoint_id"):
         return str(state["checkpoint_id"])
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha1:{digest.hexdigest()}"
+    return f"sha1:{file_digest(path, 'sha1')}"
 
 
 def _cached(run: ModelRun, checkpoint: str, key: str, max_videos: int, eval_frames: Sequence[int],

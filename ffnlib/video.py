@@ -12,7 +12,6 @@ substitutes another frame or another video for one that cannot be read.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +20,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from ffnlib import paths
 from ffnlib.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,7 @@ def temporary_path(path: str | Path) -> Path:
 
     The process id keeps two processes writing the same file apart; the container's suffix stays last,
     so PyAV picks the format from it."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    return paths.temporary_path(path, Path(path).suffix)
 
 
 def write_video(

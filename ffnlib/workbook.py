@@ -29,8 +29,8 @@ import yaml
 
 from ffnlib import profiles
 from ffnlib.errors import ConfigError, UserError, one_line
-from ffnlib.paths import runs_dir, write_text_atomic
-from ffnlib.runs import WorkbookRun
+from ffnlib.paths import write_text_atomic
+from ffnlib.runs import WorkbookRun, default_run_dir
 from ffnlib.train import REQUEUE_EXIT_CODE, Preempted
 from ffnlib.train.config import parse_overrides, read_yaml_mapping
 
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
             params = notebook_parameters(notebook, profile, {**given, **parameters}, overrides)
             print(run_notebook(notebook, args.run_dir, params, progress=args.progress))
         else:
-            out = args.out or runs_dir() / Path(args.profile).stem
+            out = args.out or default_run_dir(args.profile)
             timings = reproduce(args.profile, out, args.only, parameters, overrides, progress=args.progress)
             print(f"done: {out} in {timings['total']:.0f} s")
     except NotebookFailed as e:

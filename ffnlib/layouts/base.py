@@ -11,6 +11,7 @@ Annotation errors are `DatasetError`s naming the file (and the line); media erro
 """
 from __future__ import annotations
 
+import difflib
 import logging
 from pathlib import Path
 from typing import NamedTuple
@@ -55,6 +56,12 @@ def missing_file(path: Path) -> DatasetError:
     """The error for an annotation file that is not there."""
     where = "" if path.parent.is_dir() else f" (folder {path.parent} does not exist)"
     return DatasetError(path, "annotation file not found" + where)
+
+
+def closest_hint(name: str, classes) -> str:
+    """"; closest class: '...'" for the class text nearest `name` (a typo's likely fix), or ""."""
+    close = difflib.get_close_matches(name, list(classes), n=1)
+    return f"; closest class: {close[0]!r}" if close else ""
 
 
 def read_text(path: Path) -> str:

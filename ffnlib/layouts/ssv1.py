@@ -12,14 +12,13 @@ layout: file names, the reader (`SSv1`) and the annotation writer (`write_annota
 """
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Sequence
 
 from ffnlib.frames import check_template
 from ffnlib.paths import write_text_atomic
 
-from .base import NO_LABEL, DatasetError, FrameSplit, check_unique, read_lines
+from .base import DatasetError, FrameSplit, NO_LABEL, check_unique, closest_hint, read_lines
 
 LABELS_FILE = "something-something-v1-labels.csv"
 SPLIT_FILES = {
@@ -34,11 +33,12 @@ FRAME_TEMPLATE = "{:05d}.jpg"
 def read_labels(path: str | Path) -> list[str]:
     """Class texts in index order: line k of the labels file is class k."""
     path = Path(path)
-    classes = [text.strip() for _, text in read_lines(path)]
+    lines = read_lines(path)
+    classes = [text.strip() for _, text in lines]
     if not classes:
         raise DatasetError(path, "expected one class text per line, the file is empty")
     seen: dict[str, int] = {}
-    for (line, _), name in zip(read_lines(path), classes):
+    for (line, _), name in zip(lines, classes):
         if name in seen:
             raise DatasetError(path, f"class {name!r} is listed twice (first on line {seen[name]})", line)
         seen[name] = line
@@ -58,8 +58,7 @@ def read_split(path: str | Path, class_to_idx: dict[str, int], labelled: bool = 
         if not labelled:
             samples.append((video_id, NO_LABEL))
         elif name not in class_to_idx:
-            close = difflib.get_close_matches(name, list(class_to_idx), n=1)
-            hint = f"; closest class: {close[0]!r}" if close else ""
+            hint = closest_hint(name, class_to_idx)
             raise DatasetError(path, f"video {video_id}: class {name!r} is not in the labels file{hint}", line)
         else:
             samples.append((video_id, class_to_idx[name]))

@@ -12,14 +12,13 @@ by the built-in data and the benchmarks' clips).
 """
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Sequence
 
 from ffnlib.paths import write_text_atomic
 
-from .base import NO_LABEL, DatasetError, Split, missing_file
+from .base import DatasetError, NO_LABEL, Split, closest_hint, missing_file
 
 LABELS_FILE = "something-something-v2-labels.json"
 SPLIT_FILES = {
@@ -87,8 +86,7 @@ def read_split(path: str | Path, class_to_idx: dict[str, int], labelled: bool = 
             raise DatasetError(path, f"video id {video_id} (entry {position}): no \"template\" text")
         name = template_to_class(template)
         if name not in class_to_idx:
-            close = difflib.get_close_matches(name, list(class_to_idx), n=1)
-            hint = f"; closest class: {close[0]!r}" if close else ""
+            hint = closest_hint(name, class_to_idx)
             raise DatasetError(path, f"video id {video_id}: template {template!r} is no class of the labels file{hint}")
         samples.append((video_id, class_to_idx[name]))
     return samples

@@ -81,6 +81,7 @@ from torch import Tensor, nn
 
 from .registry import create_model, list_models
 from .resnet import BranchNorm
+from .weights import summarise_keys
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +147,6 @@ def _fail(source: str, message: str) -> OfficialCheckpointError:
     return OfficialCheckpointError(f"{source}: {message}")
 
 
-def _summarise(keys, limit: int = 4) -> str:
-    keys = list(keys)
-    return ", ".join(keys[:limit]) + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def read_official_file(path: str | Path) -> tuple[dict[str, Tensor], dict]:
     """The weights of an official checkpoint file (DataParallel's `module.` removed) and its other
     plain entries (epoch, arch, best_prec1...). Tensors are read onto the CPU; any pickled object
@@ -183,12 +179,12 @@ def unwrap(raw, source: str) -> tuple[dict[str, Tensor], dict]:
         state, meta = raw, {}  # the weights alone
     else:
         raise _fail(source, f"expected a dict with a 'state_dict' entry (as the official main.py saves), "
-                    f"got entries {_summarise(sorted(map(str, raw)))}")
+                    f"got entries {summarise_keys(sorted(map(str, raw)))}")
     if not isinstance(state, dict) or not state:
         raise _fail(source, "'state_dict' is empty or not a dict of tensors")
     not_tensors = sorted(k for k, v in state.items() if not isinstance(v, Tensor))
     if not_tensors:
-        raise _fail(source, f"'state_dict' entries that are not tensors: {_summarise(not_tensors)}")
+        raise _fail(source, f"'state_dict' entries that are not tensors: {summarise_keys(not_tensors)}")
     for prefix in WRAPPER_PREFIXES:
         wrapped = [k.startswith(prefix) for k in state]
         if all(wrapped):
@@ -220,7 +216,7 @@ def inspect_official(state: dict[str, Tensor], meta: dict | None = None,
         hint = (" (a torchvision ImageNet ResNet? pass it as create_model(..., pretrained=path))"
                 if "conv1.weight" in state else "")
         raise _fail(source, "keys outside the official TSN wrapper (base_model.*, new_fc.*): "
-                    f"{_summarise(strangers)}{hint}")
+                    f"{summarise_keys(strangers)}{hint}")
     if any(k.startswith("base_model.layer2.net.") for k in state):
         raise _fail(source, "has temporal pooling (TSM repository's tpool models): not supported by ffnlib")
     if any(".nl." in k for k in state):
@@ -346,7 +342,7 @@ def load_official_state_dict(model: nn.Module, spec: OfficialCheckpoint, state: 
     unexpected = sorted(set(state) - set(mapping.values()))
     misshapen = [f"{src} {tuple(state[src].shape)} (model {key} {tuple(own[key].shape)})"
                  for key, src in mapping.items() if src in state and state[src].shape != own[key].shape]
-    problems = [f"{what} {len(keys)}: {_summarise(keys)}" for what, keys in
+    problems = [f"{what} {len(keys)}: {summarise_keys(keys)}" for what, keys in
                 (("keys the model needs but the file lacks", missing), ("keys no model tensor takes", unexpected),
                  ("shapes that do not fit", misshapen)) if keys]
     if problems:

@@ -49,11 +49,13 @@ class LoadReport:
 
     def __str__(self) -> str:
         return (f"loaded {len(self.loaded)} tensors; newly initialised {len(self.initialised)} "
-                f"({_summarise(self.initialised)}); skipped from the source {len(self.skipped)} "
-                f"({_summarise(self.skipped)})")
+                f"({summarise_keys(self.initialised)}); skipped from the source {len(self.skipped)} "
+                f"({summarise_keys(self.skipped)})")
 
 
-def _summarise(keys: list[str], limit: int = 4) -> str:
+def summarise_keys(keys, limit: int = 4) -> str:
+    """At most `limit` of `keys`, then how many more; "none" when there are none."""
+    keys = list(keys)
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "") if keys else "none"
 
@@ -163,7 +165,7 @@ def load_imagenet(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | s
         not_tensors = sorted(k for k, v in source.items() if not isinstance(v, Tensor))
         if not_tensors:
             raise ValueError(f"{where}: expected a flat state dict of tensors (torchvision format); "
-                             f"{_summarise(not_tensors)} are not tensors")
+                             f"{summarise_keys(not_tensors)} are not tensors")
     mapping = source_key_map(model)
     target = model.state_dict()
 
@@ -183,11 +185,11 @@ def load_imagenet(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | s
             report.loaded.append(key)
     problems = []
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected source keys ({_summarise(unexpected)})")
+        problems.append(f"{len(unexpected)} unexpected source keys ({summarise_keys(unexpected)})")
     if missing:
-        problems.append(f"{len(missing)} keys missing from the source ({_summarise(sorted(set(missing)))})")
+        problems.append(f"{len(missing)} keys missing from the source ({summarise_keys(sorted(set(missing)))})")
     if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatches ({_summarise(mismatched, 3)})")
+        problems.append(f"{len(mismatched)} shape mismatches ({summarise_keys(mismatched, 3)})")
     if problems:
         arch = getattr(model, "arch", {})
         try:

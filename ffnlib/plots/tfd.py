@@ -179,7 +179,7 @@ def predict_video(models: Mapping[str, tuple], source, index: int,
     correct) and, per T, the frame indices and the clip (C, T, S, S) of the first model's size.
     """
     from ffnlib.datasets import MultiFrameClips, decode_sample
-    from ffnlib.transforms import normalize
+    from ffnlib.train.data import model_input
 
     if not models:
         raise ValueError("predict_video needs at least one model")
@@ -201,7 +201,7 @@ def predict_video(models: Mapping[str, tuple], source, index: int,
         device = next(model.parameters()).device
         try:
             for t, clip in zip(frame_counts, clips):
-                x = normalize(clip[None].to(device))  # (1, C, T, S, S) uint8 -> float32, as evaluation does
+                x = model_input(clip[None], device)  # (1, C, T, S, S) uint8 -> float32, as evaluation does
                 probs = model(x).float().softmax(dim=1)[0].cpu()  # (1, C, T, S, S) -> (classes,)
                 pred = int(probs.argmax())
                 rows.append({"model": name, "eval_frames": t, "prediction": pred,

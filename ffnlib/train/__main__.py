@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 
 from ffnlib.errors import UserError, one_line
-from ffnlib.paths import runs_dir
-from ffnlib.runs import WorkbookRun
+from ffnlib.runs import WorkbookRun, default_run_dir
 
 from .config import TrainConfig, parse_overrides
 from .distributed import shutdown
@@ -33,7 +32,7 @@ from .step import NonFiniteLoss
 def model_dir_of(args, config: TrainConfig) -> Path:
     if args.model_dir is not None:
         return args.model_dir
-    run_dir = args.run_dir or runs_dir() / args.config.stem
+    run_dir = args.run_dir or default_run_dir(args.config)
     return WorkbookRun(run_dir).model(config.model_name).root
 
 

@@ -57,6 +57,13 @@ OLD_MIXED = ("was trained with the recipe once called 'mixed' (every T of frame_
              "recipe ffn with private_bn, adaconv and distill false")
 
 
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"  # what `device` may say
+
+
+def is_device_name(value) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value) is not None
+
+
 def read_yaml_mapping(path: Path, what: str) -> dict:
     """The mapping a YAML file holds (empty file: {}); ConfigError naming the file when it cannot be read,
     is not YAML, or holds something else than a mapping of `what`."""
@@ -187,8 +194,8 @@ class TrainConfig:
                 fail(f.name, "a finite number")
         if self.arch not in ARCHITECTURES:
             fail("arch", f"one of {sorted(ARCHITECTURES)}")
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
-            fail("device", "auto, cpu, cuda, cuda:N or mps")
+        if not is_device_name(self.device):
+            fail("device", DEVICE_NAMES)
         if self.seed < 0:
             fail("seed", "a non-negative integer")
         try:

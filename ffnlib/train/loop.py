@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from .evaluate import EvaluationStopped, evaluate
 from .optim import lr_at, set_lr
 from .setup import Trainee, check_model, configure_torch, finetune_source, init_finetune
 from .signals import Preempted, StopRequest
-from .step import add_step, train_step
+from .step import NonFiniteLoss, add_step, train_step
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
     configure_torch(config, device, world)
     with run.lock("training") if world.is_main else contextlib.nullcontext():
         if world.is_main and restart:
-            clear(run)
+            run.clear()
         if world.is_main:
             train_src, val_src = open_splits(config, progress)  # the built-in data is written here, once
         dist_utils.barrier(world)
@@ -114,14 +113,6 @@ def fit(config: TrainConfig, model_dir: str | Path, *, progress: bool = True, re
             stop.restore()
             loop.loader.close()
     return FitResult(run.root, config, trainee.model.eval(), state.history, state.best)
-
-
-def clear(run: ModelRun) -> None:
-    """Remove what a model folder holds of an earlier run: checkpoints, metrics, evaluations, config."""
-    log.warning("restart: clearing %s", run.root)
-    shutil.rmtree(run.checkpoints, ignore_errors=True)
-    for path in [run.metrics, run.config, *run.root.glob("eval_*.csv")]:
-        path.unlink(missing_ok=True)
 
 
 def resume(run: ModelRun, trainee: Trainee, world: dist_utils.World) -> Progress:
@@ -227,11 +218,14 @@ class _Loop:
         for batch in self.loader.epoch(batches):  # each item names its epoch: persistent workers draw afresh
             state.lr = lr_at(state.step, self.steps, config)
             set_lr(t.optimizer, state.lr)
-            last = self.run.last if self.run.last.exists() else "none yet"
-            where = (f"in {self.run.root} at epoch {state.epoch + 1}, step {state.step + 1}; stopped without "
-                     f"saving: the last good checkpoint is {last}")
-            loss, parts, logits, target = train_step(t.step_model, t.optimizer, t.scaler, batch, config, t.device,
-                                                     t.amp, world, where, step=state.step)
+            try:
+                loss, parts, logits, target = train_step(t.step_model, t.optimizer, t.scaler, batch, config,
+                                                         t.device, t.amp, world, step=state.step)
+            except NonFiniteLoss as e:  # where, said only when it happens (not built at every step)
+                last = self.run.last if self.run.last.exists() else "none yet"
+                raise NonFiniteLoss(f"{str(e).rstrip()} in {self.run.root} at epoch {state.epoch + 1}, step "
+                                    f"{state.step + 1}; stopped without saving: the last good checkpoint is {last}"
+                                    ) from None
             state.step += 1
             state.batch_in_epoch += 1
             n = add_step(sums, loss, parts, logits, target)

@@ -234,12 +234,14 @@ def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: 
 
 def add_step(sums: dict, loss: torch.Tensor, parts: dict, logits: torch.Tensor, target: torch.Tensor) -> int:
     """Add one step's loss, loss parts and correct predictions, each summed over the batch, to `sums`
-    (missing keys start at 0); returns the batch size. Each `.item()` waits for the device."""
+    (missing keys start at 0); returns the batch size. One wait for the device for all of them."""
     n = target.shape[0]
-    sums["loss"] = sums.get("loss", 0.0) + loss.item() * n
-    for key, value in parts.items():
-        sums[key] = sums.get(key, 0.0) + value.item() * n
-    sums["correct"] = sums.get("correct", 0.0) + (logits.argmax(dim=1) == target).sum().item()
+    correct = (logits.argmax(dim=1) == target).sum()
+    values = torch.stack([t.detach().to(loss.device, torch.float32) for t in (loss, *parts.values(), correct)])
+    *losses, num_correct = values.tolist()
+    for key, value in zip(["loss", *parts], losses):
+        sums[key] = sums.get(key, 0.0) + value * n
+    sums["correct"] = sums.get("correct", 0.0) + num_correct
     return n
 
 
