@@ -113,8 +113,8 @@ def write_model_folder(model_dir: str | Path, config: TrainConfig, state: dict, 
     """Write a model folder that `ffnlib.train.load_trained` and `ffnlib.tfd.evaluate_model_dir` read:
     config.yaml, checkpoints/best.pt and checkpoints/final.pt (the same `state`). The one place where
     an imported model's folder is written. A folder holding checkpoints is refused (FileExistsError)
-    unless `force`, which deletes its checkpoints, metrics.jsonl and evaluation caches (eval_*.csv)
-    first, so that nothing of the old model is resumed or read back."""
+    unless `force`, which clears it first (`ModelRun.clear`: checkpoints, metrics.jsonl, evaluation
+    caches, config), so that nothing of the old model is resumed or read back."""
     run = ModelRun(model_dir)
     with run.lock("import"):
         old = sorted(run.checkpoints.glob("*.pt")) if run.checkpoints.is_dir() else []
