@@ -234,9 +234,9 @@ class _ClipView(torch.utils.data.Dataset):
         video = decode_sample(self.source, index) if video is None else video
         plan = self.draw(index, video, frame_counts, epoch)
         frame_idx, positions = sampling.union(plan.frame_idx)  # (U,), [(T_i,), ...]
-        rgb = torch.from_numpy(video.rgb(frame_idx))  # (U, H, W, 3) uint8
-        frames = rgb.permute(0, 3, 1, 2)  # (U, 3, H, W), memory stays channels-last
-        resized = self.transform.spatial(frames, plan.crop)  # (U, 3, S, S) uint8
+        rgb = torch.from_numpy(video.rgb(frame_idx, plan.crop))  # (U, h, w, 3) uint8: the crop box (train) or whole
+        frames = rgb.permute(0, 3, 1, 2)  # (U, 3, h, w), memory stays channels-last
+        resized = self.transform.spatial_cropped(frames)  # (U, 3, S, S) uint8
         return to_clips(resized, positions), plan.label  # [(3, T_i, S, S) uint8]
 
 

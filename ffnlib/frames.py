@@ -22,13 +22,16 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import simplejpeg
 
 from ffnlib import paths
 from ffnlib.video import VideoDecodeError
+
+if TYPE_CHECKING:
+    from ffnlib.transforms import Crop
 
 JPEG_QUALITY = 95  # what `write_frames` writes by default (TSM's ffmpeg extraction uses -q:v 1, about 95)
 
@@ -95,16 +98,19 @@ class FrameFolder:
     def width(self) -> int:
         return self._read_size()[1]
 
-    def rgb(self, frame_idx: Sequence[int]) -> np.ndarray:
-        """Frames at `frame_idx` (repeats allowed) as (len(frame_idx), H, W, 3) uint8 RGB; decodes
-        each distinct frame once and no other."""
+    def rgb(self, frame_idx: Sequence[int], box: Crop | None = None) -> np.ndarray:
+        """Frames at `frame_idx` (repeats allowed) as (len(frame_idx), H, W, 3) uint8 RGB, or only the
+        pixels inside `box` (len(frame_idx), box.height, box.width, 3); decodes each distinct frame
+        once and no other."""
         frame_idx = [int(i) for i in frame_idx]
         bad = [i for i in frame_idx if not 0 <= i < self.num_frames]
         if bad:
             raise VideoDecodeError(self.path, f"frame index {bad[0]} out of range: the folder has {self.num_frames} "
                                               f"frames (valid indices 0..{self.num_frames - 1})")
         height, width = self._read_size()
-        out = np.empty((len(frame_idx), height, width, 3), dtype=np.uint8)
+        rows, cols = (slice(None), slice(None)) if box is None else box.slices
+        out_size = (height, width) if box is None else (box.height, box.width)
+        out = np.empty((len(frame_idx), *out_size, 3), dtype=np.uint8)
         done: dict[int, int] = {}
         for k, i in enumerate(frame_idx):
             if i in done:
@@ -114,7 +120,7 @@ class FrameFolder:
             if image.shape[:2] != (height, width):
                 raise VideoDecodeError(self.files[i], f"frame is {image.shape[1]}x{image.shape[0]}, the folder's "
                                                       f"first frame {width}x{height}")
-            out[k] = image
+            out[k] = image[rows, cols]
             done[i] = k
         return out
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import av
 import numpy as np
@@ -22,6 +22,9 @@ from av.video.reformatter import VideoReformatter
 
 from ffnlib import paths
 from ffnlib.errors import UserError
+
+if TYPE_CHECKING:
+    from ffnlib.transforms import Crop
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,9 @@ class DecodedVideo:
     def width(self) -> int:
         return self.frames[0].width
 
-    def rgb(self, frame_idx: Sequence[int]) -> np.ndarray:
-        """Frames at `frame_idx` (repeats allowed) as (len(frame_idx), H, W, 3) uint8 RGB."""
+    def rgb(self, frame_idx: Sequence[int], box: Crop | None = None) -> np.ndarray:
+        """Frames at `frame_idx` (repeats allowed) as (len(frame_idx), H, W, 3) uint8 RGB; only the
+        pixels inside `box` when one is given: (len(frame_idx), box.height, box.width, 3)."""
         frame_idx = [int(i) for i in frame_idx]
         bad = [i for i in frame_idx if not 0 <= i < self.num_frames]
         if bad:
@@ -73,11 +77,13 @@ class DecodedVideo:
                 f"frame index {bad[0]} out of range: the video has {self.num_frames} frames "
                 f"(valid indices 0..{self.num_frames - 1})",
             )
-        out = np.empty((len(frame_idx), self.height, self.width, 3), dtype=np.uint8)
+        rows, cols = (slice(None), slice(None)) if box is None else box.slices
+        height, width = (self.height, self.width) if box is None else (box.height, box.width)
+        out = np.empty((len(frame_idx), height, width, 3), dtype=np.uint8)
         converted: dict[int, np.ndarray] = {}
         for k, i in enumerate(frame_idx):
             if i not in converted:
-                converted[i] = _frame_to_rgb(self.frames[i], self._reformatter)
+                converted[i] = _frame_to_rgb(self.frames[i], self._reformatter)[rows, cols]
             out[k] = converted[i]
         return out
 

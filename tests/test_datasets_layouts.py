@@ -107,8 +107,9 @@ class PillowFrames:
         self.frames = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])  # (N, H, W, 3)
         self.num_frames, self.height, self.width = self.frames.shape[:3]
 
-    def rgb(self, frame_idx):
-        return self.frames[np.asarray(frame_idx, dtype=np.int64)]
+    def rgb(self, frame_idx, box=None):
+        frames = self.frames[np.asarray(frame_idx, dtype=np.int64)]  # (T, H, W, 3)
+        return frames if box is None else frames[:, box.top:box.top + box.height, box.left:box.left + box.width]
 
 
 @pytest.mark.parametrize("layout", LOSSLESS + JPEG)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ffnlib.transforms import Crop
 from ffnlib.frames import check_template, decode_jpeg, frame_numbers, open_frame_folder, write_frames
 from ffnlib.video import VideoDecodeError
 
@@ -40,6 +41,14 @@ def test_only_the_sampled_frames_are_decoded(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "decode_jpeg", lambda path: read.append(path.name) or real(path))
     opened.rgb([1, 6, 6, 1])
     assert read == ["00002.jpg", "00007.jpg"]
+
+
+def test_a_box_keeps_only_its_pixels(tmp_path):
+    opened = open_frame_folder(write_frames(tmp_path / "v", frames(4)), "{:05d}.jpg")
+    box = Crop(top=2, left=7, height=13, width=20)
+    got = opened.rgb([3, 0, 3], box)
+    assert got.shape == (3, 13, 20, 3)
+    np.testing.assert_array_equal(got, opened.rgb([3, 0, 3])[:, 2:15, 7:27])
 
 
 @pytest.mark.parametrize("template, bad", [("{:05d}", False), ("x{}.jpg", False), ("img.jpg", True),

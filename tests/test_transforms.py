@@ -193,6 +193,27 @@ def test_to_clips_gathers_and_moves_channels_first_as_uint8():
     np.testing.assert_array_equal(to_frames(normalize(clips[1])), to_frames(clips[1]))
 
 
+def test_to_clips_of_every_frame_in_order_is_one_copy_and_the_same_values():
+    frames = coordinate_frames(num_frames=4, height=6, width=7).contiguous(memory_format=torch.channels_last)
+    positions = [np.arange(4), np.array([0, 2]), np.arange(4)]
+    clips = to_clips(frames, positions)
+    for clip, p in zip(clips, positions):
+        assert clip.is_contiguous() and torch.equal(clip, frames[torch.from_numpy(p)].permute(1, 0, 2, 3))
+    assert clips[0].data_ptr() != clips[2].data_ptr()  # two clips never share memory
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_spatial_of_frames_cut_to_the_box_first_is_the_same(train):
+    """The dataset views cut the crop box while converting to RGB (`spatial_cropped`); the pixels are
+    those of `spatial` on whole frames."""
+    transform = ClipTransform(train=train, frame_size=16, resize_size=20)
+    generator = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (3, 24, 40, 3), dtype=torch.uint8, generator=generator).permute(0, 3, 1, 2)
+    box = transform.draw(24, 40, np.random.default_rng(0))
+    cut = frames if box is None else frames[(..., *box.slices)].contiguous(memory_format=torch.channels_last)
+    assert torch.equal(transform.spatial_cropped(cut), transform.spatial(frames, box))
+
+
 def test_resize_of_a_constant_image_stays_constant():
     frames = torch.full((2, 3, 30, 50), 77, dtype=torch.uint8)
     assert torch.equal(resize(frames, 17, 23), torch.full((2, 3, 17, 23), 77, dtype=torch.uint8))

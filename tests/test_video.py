@@ -4,6 +4,7 @@ import pytest
 
 import os
 
+from ffnlib.transforms import Crop
 from ffnlib.video import VideoDecodeError, count_frames, decode_video, read_frames, temporary_path, write_video
 
 
@@ -40,6 +41,15 @@ def test_decoded_video_converts_only_what_is_asked(tmp_path):
     assert (video.num_frames, video.height, video.width) == (20, 24, 32)
     np.testing.assert_array_equal(video.rgb([]), np.empty((0, 24, 32, 3), np.uint8))
     np.testing.assert_array_equal(video.rgb([7, 7]), frames[[7, 7]])
+
+
+def test_decoded_video_keeps_only_the_box_when_given_one(tmp_path):
+    frames = moving_square()
+    video = decode_video(write_video(tmp_path / "clip.webm", frames, lossless=True))
+    box = Crop(top=3, left=5, height=10, width=21)
+    got = video.rgb([7, 2, 7], box)
+    assert got.shape == (3, 10, 21, 3) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, frames[[7, 2, 7], 3:13, 5:26])
 
 
 def test_odd_size_lossy_is_refused(tmp_path):
