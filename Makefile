@@ -14,7 +14,7 @@ BROWSER_STAMP := $(VENV)/.installed-browser
 BROWSER_ARTIFACTS ?= scratch/browser
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
 
-.PHONY: help setup demo test test-unit test-notebooks test-browser lab clean-notebooks bench
+.PHONY: help setup demo study test test-unit test-notebooks test-browser lab clean-notebooks bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ setup: $(STAMP)  ## create .venv with the pinned requirements and ffnlib (editab
 
 demo: $(STAMP)  ## the main job: notebooks 01..09 headless on the built-in data, into runs/demo
 	$(PY) -m ffnlib.workbook reproduce --profile demo --out $(RUN)
+
+study: $(STAMP)  ## the built-in study, part 2: a harder task, every model of Tables 1 and 4 (about 45 min a seed; SEED=1 -> runs/study_seed1)
+	$(PY) -m ffnlib.workbook reproduce --profile study $(if $(SEED),--out runs/study_seed$(SEED) --set seed=$(SEED),)
 
 test: $(STAMP)  ## every unit test, then every notebook under nbval in smoke mode
 	$(PY) -m pytest tests $(PARALLEL)
