@@ -1,5 +1,4 @@
 import logging
-import math
 import shutil
 
 import numpy as np

@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from ffnlib.models import create_model
 from ffnlib.train import TrainConfig

@@ -7,7 +7,7 @@ from ffnlib.errors import ConfigError
 from ffnlib.models import FFNResNet, UnsharedFFN, create_model, num_parameters
 from ffnlib.runs import ModelRun
 from ffnlib.train import TrainConfig, fit, load_checkpoint
-from ffnlib.train.setup import build_model, finetune_source, model_kwargs
+from ffnlib.train.setup import Trainee, build_model, finetune_source, model_kwargs
 
 
 def test_ffn_switches_reach_the_network_and_tsms_never_see_them():
@@ -72,3 +72,15 @@ def test_a_missing_or_unfinished_source_is_named_before_training(tiny_root, tmp_
         finetune_source(config, tmp_path / "elsewhere")
     with pytest.raises(ConfigError, match="no checkpoint file"):
         finetune_source(config.replace(init_from="nowhere/best.pt"), tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize("changes, frames", [
+    ({"recipe": "vanilla", "num_frames": 8}, 8),
+    ({"recipe": "finetune", "num_frames": 4}, 4),
+    ({"recipe": "ffn", "frame_counts": [4, 8, 16]}, 28),
+    ({"recipe": "mixed", "frame_counts": [4, 16]}, 16),  # the 4F clip is mixed into the 16F one
+    ({"recipe": "proportional", "frame_counts": [4, 16]}, None),  # one T per step: the batch says which
+])
+def test_frames_the_network_sees_per_video_in_a_step(changes, frames):
+    config = TrainConfig(arch="small", device="cpu", **changes)
+    assert Trainee.build(config, num_classes=4, device=torch.device("cpu")).frames_per_clip == frames

@@ -8,7 +8,6 @@ param groups / lr schedule of ffnlib.train.optim. Only the loop and the loss are
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time

@@ -90,7 +90,7 @@ class Kinetics(Split):
         check_unique(self.annotation_file, samples, [line for *_, line in rows])
         paths = [self._find(clip, self.classes[label]) for clip, label in samples]
         self.missing = [VideoProblem(clip, self.video_dir / f"{clip}{CLIP_SUFFIX}", "clip not found (flat or in "
-                                     f"its class folder)") for (clip, _), path in zip(samples, paths) if path is None]
+                                     "its class folder)") for (clip, _), path in zip(samples, paths) if path is None]
         if self.missing and not skip_missing_videos:
             shown = ", ".join(p.video_id for p in self.missing[:5])
             raise DatasetError(self.annotation_file, f"{len(self.missing)} of {len(samples)} clips are not in "

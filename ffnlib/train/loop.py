@@ -179,8 +179,6 @@ class _Loop:
         self.dataset, self.val_src, self.steps, self.num_classes = dataset, val_src, steps, num_classes
         self.state, self.progress = state, progress
         self.loader = TrainingLoader(dataset, num_workers=config.num_workers, device=trainee.device)
-        # frames the network sees per video (logged frames/s); None: the batch's one clip says it
-        self.frames_per_sample = trainee.frames_per_clip if config.recipe in ("ffn", "mixed") else None
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_state(self, sums: dict, metrics_line: dict | None = None) -> dict:
@@ -230,7 +228,7 @@ class _Loop:
             state.batch_in_epoch += 1
             n = add_step(sums, loss, parts, logits, target)
             sums["samples"] += n
-            sums["frames"] += n * (self.frames_per_sample or batch[0].shape[2])
+            sums["frames"] += n * (self.trainee.frames_per_clip or batch[0].shape[2])  # proportional: the batch's T
             bar.update(1)
             bar.set_postfix({k: f"{sums[k] / sums['samples']:.3f}" for k in ("loss", *parts)}
                             | {"acc": f"{100 * sums['correct'] / sums['samples']:.1f}"}, refresh=False)

@@ -99,9 +99,12 @@ class Trainee:
     device: torch.device
 
     @property
-    def frames_per_clip(self) -> int:
+    def frames_per_clip(self) -> int | None:
         """Frames the network sees per video in one step: every frame count of an FFN sample, the larger
-        T of mixed (the smaller one is mixed into it), else the one T."""
+        T of mixed (the smaller one is mixed into it), the one T of vanilla and finetune; None for
+        proportional, whose T changes from step to step (each batch's clip says it)."""
+        if self.config.recipe == "proportional":
+            return None
         if self.config.recipe == "mixed":
             return max(self.config.frame_counts)
         return sum(self.config.train_frame_counts)
