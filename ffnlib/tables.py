@@ -8,7 +8,7 @@ rendered, the study's own rows and every table of the paper with its numbers bes
     paper_table / paper_markdown      one table of the paper (`ffnlib.paper.TABLES`): each of its rows
                                       measured (mean ± std over seeds) beside the paper's number
     write_tables(table, run_dir)      tfd_table.csv and tfd_table.md
-    write_paper_tables(table, run_dir)  paper_tables.md: every paper table with a measured cell
+    write_paper_tables(table, run_dir)  paper_tables.md: the paper's tables with a measured cell
 
 A model is told apart from others by KEYS: the data it learnt from, its backbone, `model` (vanilla,
 st, proportional, mixed, finetune, ensemble, ffn, ffn_no_sn, ...), `train_frames` ("4/16") and
@@ -299,23 +299,26 @@ def paper_markdown(table: pd.DataFrame, name: str, data: str | None = None, arch
     return "\n".join([title, "", *_markdown(header, lines, text_columns=2), "", *notes]) + "\n"
 
 
-def measured_tables(table: pd.DataFrame, data: str | None = None, arch: str | None = None) -> list[str]:
-    """The names of the paper's tables (`ffnlib.paper.PAPER_TABLES`) with at least one measured cell."""
-    return [name for name in paper.PAPER_TABLES if (paper_table(table, name, data, arch)["seeds"] > 0).any()]
+def measured_tables(table: pd.DataFrame, data: str | None = None, arch: str | None = None,
+                    names: Sequence[str] = paper.PAPER_TABLES) -> tuple[list[str], list[str]]:
+    """The paper's tables of `names` (`ffnlib.paper.TABLES`) split into those with at least one
+    measured cell and the others, each in the order of `names`."""
+    measured = {name for name in names if (paper_table(table, name, data, arch)["seeds"] > 0).any()}
+    return [n for n in names if n in measured], [n for n in names if n not in measured]
 
 
 def write_paper_tables(table: pd.DataFrame, run_dir: str | Path, data: str | None = None,
-                       arch: str | None = None, caption: str = "") -> Path:
-    """Write `paper_tables.md` into the workbook run: every paper table with a measured cell
+                       arch: str | None = None, caption: str = "",
+                       names: Sequence[str] = paper.PAPER_TABLES) -> Path:
+    """Write `paper_tables.md` into the workbook run: each table of `names` with a measured cell
     (`paper_markdown`), then the list of the others with the model folders they need."""
     run = WorkbookRun(run_dir)
     run.root.mkdir(parents=True, exist_ok=True)
-    shown = measured_tables(table, data, arch)
+    shown, others = measured_tables(table, data, arch, names)
     parts = [caption] if caption else []
     parts += [paper_markdown(table, name, data, arch) for name in shown]
-    others = [f"- {paper.TABLES[name].title}: needs {', '.join(paper.TABLES[name].models)}"
-              for name in paper.PAPER_TABLES if name not in shown]
-    if others:
-        parts.append("Not measured in these runs:\n\n" + "\n".join(others) + "\n")
+    needs = [f"- {paper.TABLES[name].title}: needs {', '.join(paper.TABLES[name].models)}" for name in others]
+    if needs:
+        parts.append("Not measured in these runs:\n\n" + "\n".join(needs) + "\n")
     write_text_atomic(run.paper_tables, "\n".join(parts))
     return run.paper_tables

@@ -174,11 +174,16 @@ def test_paper_markdown_and_the_tables_that_have_a_measured_cell(tmp_path):
     assert (f"| w/o Temporal Distillation | `ffn_no_td` | 52.00{two} | 57.00{two} | 60.00{two} | 39.61 | 45.65 | 48.07 "
             "| – |") in lines
     assert "| w/o Weight Sharing | `ffn_no_ws` | – | – | – | 41.51 | 47.16 | 48.23 | 25.6M x 3 params |" in lines
-    shown = tables.measured_tables(table, "builtin", "small")
+    shown, others = tables.measured_tables(table, "builtin", "small")
     assert shown == ["table1", "table2", "table3", "table4", "anyframe"]  # no middle sequence, no R18/R101, no SSv2
+    assert others == ["middle", "table5", "table9"]
     path = tables.write_paper_tables(table, tmp_path / "run", "builtin", "small")
     written = path.read_text(encoding="utf-8")
     assert written.count("(paper: TSM-ResNet50") == 5 and "Table 5: other depths" in written.split("Not measured")[1]
+    chosen = tables.write_paper_tables(table, tmp_path / "run", "builtin", "small", names=["table4", "table5"])
+    written = chosen.read_text(encoding="utf-8")  # only the tables asked for, measured or not
+    assert written.count("(paper: TSM-ResNet50") == 1 and "**Table 4" in written and "**Table 1" not in written
+    assert "Table 5: other depths" in written and "Table 9" not in written
 
 
 def test_the_any_frame_table_gives_ffn_minus_st_seed_by_seed():
