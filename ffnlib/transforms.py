@@ -253,7 +253,7 @@ class ClipTransform:
         """(T, C, H, W) uint8 -> (T, C, frame_size, frame_size) uint8: the crop and resize, not normalised."""
         if self.train and box is None:
             raise ValueError("the train transform needs a crop box (from draw)")
-        return self.spatial_cropped(frames if box is None else crop(frames, box))
+        return self.spatial_cropped(crop(frames, box) if self.train else frames)  # test mode: no box
 
     def spatial_cropped(self, frames: torch.Tensor) -> torch.Tensor:
         """`spatial` for frames already cut to the drawn box (train) or whole (test, where the box is
