@@ -177,6 +177,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
 # The TSM rows of the paper's tables (1-5 and 9) whose cells `ffnlib.tables.paper_table` fills.
 PAPER_TABLES = ("table1", "table2", "table3", "middle", "table4", "table5", "table9", "anyframe")
 
+
 def _headline_rows(table: "Table", data: str) -> dict[str, dict[int, float]]:
     """`table`'s vanilla / ST / FFN rows on `data`, by the study table's model names."""
     wanted = {"vanilla_16f": "vanilla", ST: "st", "ffn": "ffn"}
