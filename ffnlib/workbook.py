@@ -156,10 +156,10 @@ def main(argv=None) -> int:
     run.add_argument("notebook", help="path, name, stem or phase number (e.g. 04)")
     run.add_argument("--run-dir", required=True, type=Path)
     source = run.add_mutually_exclusive_group()
-    source.add_argument("--profile", help="a profile (demo, smoke, ssv2_r50 or a YAML path)")
+    source.add_argument("--profile", help="a profile (demo, study, smoke, ssv2_r50... or a YAML path)")
     source.add_argument("-f", "--parameters-file", type=Path, help="YAML of parameters (a profile works too)")
     rep = sub.add_parser("reproduce", help="run every notebook in order with a profile")
-    rep.add_argument("--profile", required=True, help="demo, smoke, ssv2_r50 or a YAML path")
+    rep.add_argument("--profile", required=True, help="demo, study, smoke, ssv2_r50... or a YAML path")
     rep.add_argument("--out", type=Path, help="run folder (default: runs/<profile>)")
     rep.add_argument("--only", nargs="+", help="run only these notebooks (names or phase numbers)")
     for p in (run, rep):
